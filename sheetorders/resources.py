@@ -1,0 +1,36 @@
+"""Files shipped with the package: JSON Schemas and sheet templates.
+
+In a wheel they live in `sheetorders/_data/`; in a source checkout they are the
+top-level `schemas/` and `templates/` folders.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+_CHECKOUT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir(name: str) -> Traversable:
+    packaged = resources.files("sheetorders").joinpath("_data", name)
+    if packaged.is_dir():
+        return packaged
+    return _CHECKOUT_ROOT / name
+
+
+@cache
+def load_schema(relative: str) -> dict[str, Any]:
+    """`load_schema("config.schema.json")`, `load_schema("orders/default.schema.json")`."""
+    node = data_dir("schemas")
+    for part in relative.split("/"):
+        node = node.joinpath(part)
+    return json.loads(node.read_text(encoding="utf-8"))
+
+
+def template_path(name: str) -> Traversable:
+    return data_dir("templates").joinpath(name)

@@ -1,0 +1,129 @@
+"""The interface every sheet backend implements, and how a backend is chosen.
+
+A pass reads the whole worksheet once (`read`) and writes every changed cell once
+(`write`). Backends are plugins registered under the entry-point group
+`sheetorders.backends`; the first whose `accepts(source)` is true opens the sheet.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from importlib.metadata import entry_points
+from typing import Any
+
+from sheetorders.errors import SheetError
+
+Cell = str | int | float | Decimal | bool | datetime | None
+ENTRY_POINT_GROUP = "sheetorders.backends"
+
+
+@dataclass
+class SheetTable:
+    """What one read of a worksheet returned.
+
+    `headers` is row 1; `rows[i]` is sheet row `i + 2`. Rows may be shorter than
+    the header row (trailing empty cells are not padded). Formulas are returned as
+    their text, starting with "=", where the backend can see them.
+    """
+
+    headers: list[Cell]
+    rows: list[list[Cell]] = field(default_factory=list)
+
+    def cell(self, row: int, column: int) -> Cell:
+        """The value at 1-based sheet `row` and 1-based `column` (row 1 = headers)."""
+        values = self.headers if row == 1 else self.rows[row - 2] if row - 2 < len(self.rows) else []
+        return values[column - 1] if column - 1 < len(values) else None
+
+
+@dataclass(frozen=True)
+class CellWrite:
+    """Put `value` at 1-based sheet `row` and 1-based `column`. Values are data, never formulas."""
+
+    row: int
+    column: int
+    value: Cell
+
+
+class SheetBackend(ABC):
+    """One worksheet of one spreadsheet."""
+
+    @classmethod
+    @abstractmethod
+    def accepts(cls, source: str) -> bool:
+        """Whether this backend handles `source` (a path, a URL, a key...)."""
+
+    def __init__(self, source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None):
+        self.source = source
+        self.worksheet = worksheet
+        self.options: Mapping[str, Any] = options or {}
+
+    @property
+    def description(self) -> str:
+        """How to name this sheet to a person (no secrets)."""
+        return f"{self.source} [{self.worksheet}]" if self.worksheet else self.source
+
+    @abstractmethod
+    def read(self) -> SheetTable:
+        """Read the whole worksheet, in one call where the storage allows."""
+
+    @abstractmethod
+    def changed_since_read(self) -> bool:
+        """Whether someone may have changed the sheet since the last `read` (cheap check).
+
+        The pipeline calls this right before `write`; when true it reads again and
+        moves its writes to where the rows are now, so a person's edit made during
+        a pass is never overwritten.
+        """
+
+    @abstractmethod
+    def write(self, cells: list[CellWrite]) -> None:
+        """Write all the cells at once (atomically where the storage allows).
+
+        A cell in row 1 beyond the existing headers adds a column. Cells not named
+        are left as they are, with their formatting.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release whatever the backend holds."""
+
+    def __enter__(self) -> SheetBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _builtin_backends() -> list[type[SheetBackend]]:
+    from sheetorders.sheets.csvfile import CsvBackend
+    from sheetorders.sheets.excel import ExcelBackend
+    from sheetorders.sheets.google import GoogleSheetsBackend
+
+    return [GoogleSheetsBackend, ExcelBackend, CsvBackend]
+
+
+def available_backends() -> list[type[SheetBackend]]:
+    """Registered backends; the built-in ones also when the package is not installed."""
+    found: list[type[SheetBackend]] = []
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        backend = entry.load()
+        if backend not in found:
+            found.append(backend)
+    for backend in _builtin_backends():
+        if backend not in found:
+            found.append(backend)
+    return found
+
+
+def open_backend(
+    source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None
+) -> SheetBackend:
+    for backend in available_backends():
+        if backend.accepts(source):
+            return backend(source, worksheet, options)
+    raise SheetError(
+        f"no sheet backend understands {source!r}: give an .xlsx or .csv path or a Google Sheets URL"
+    )
