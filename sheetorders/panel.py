@@ -1,0 +1,755 @@
+"""HTTP client for one SMM panel's API v2.
+
+Reads are retried with backoff. Writes (`add`, `refill`, `cancel`) are retried only when the
+request surely never reached the panel; when it may have, they raise `AmbiguousOrder`.
+The API key is sent only in the POST body and never appears in a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from sheetorders import __version__
+from sheetorders.errors import (
+    ActiveOrderExists,
+    AmbiguousOrder,
+    NotEnoughFunds,
+    PanelError,
+    PanelRefused,
+    PanelUnavailable,
+    RateLimited,
+)
+from sheetorders.models import Balance, ItemError, OrderStatus, RefillStatus, Service
+
+__all__ = ["BATCH_SIZE", "DEFAULT_TIMEOUT", "USER_AGENT", "PanelClient", "RetryPolicy"]
+
+log = logging.getLogger("sheetorders.panel")
+
+BATCH_SIZE = 100  # the API's limit of IDs per batch call
+SNIPPET_LENGTH = 120
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+USER_AGENT = f"sheetorders/{__version__} (+https://pypi.org/project/sheetorders/)"
+
+T = TypeVar("T")
+
+_KNOWN_REFILL_STATUSES = frozenset(
+    {"pending", "in progress", "processing", "completed", "rejected", "canceled", "cancelled", "error"}
+)
+_ERRORISH = re.compile(r"\b(not|no|incorrect|invalid|wrong|unknown|missing|denied)\b", re.IGNORECASE)
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How reads (and writes that surely never reached the panel) are retried.
+
+    Waits grow exponentially from `initial` up to `maximum`, with up to `jitter` × the wait
+    added at random; a 429's Retry-After is a floor. Retrying stops after `attempts` attempts
+    or once the next wait would pass `total` seconds since the first attempt.
+    """
+
+    attempts: int = 5
+    initial: float = 0.5
+    maximum: float = 8.0
+    total: float = 60.0
+    jitter: float = 0.25
+
+
+class _Backoff(wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        p = self.policy
+        backoff = min(p.maximum, p.initial * 2 ** (retry_state.attempt_number - 1))
+        backoff = min(p.maximum, backoff * (1 + random.uniform(0, p.jitter)))
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        return max(backoff, retry_after or 0.0)
+
+
+class _Stop(stop_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if retry_state.attempt_number >= self.policy.attempts:
+            return True
+        # idle_for counts the waits even when the injected sleep does not really wait.
+        elapsed = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+        return elapsed + retry_state.upcoming_sleep > self.policy.total
+
+
+class _RateLimiter:
+    """At most `rate` request starts per second, across threads."""
+
+    def __init__(self, rate: float, sleep: Callable[[float], None]) -> None:
+        self._interval = 1.0 / rate
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+class _BadShape(Exception):
+    """A reply that is JSON but not of the shape the action returns."""
+
+
+def _final(exc: PanelError) -> PanelError:
+    """Mark an error that retrying cannot fix (a redirect, a wrong URL)."""
+    exc.retryable = False  # type: ignore[attr-defined]
+    return exc
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, PanelUnavailable) and getattr(exc, "retryable", True)
+
+
+class PanelClient:
+    """One panel's API v2 over a pooled HTTP client. Thread-safe; use as a context manager."""
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        *,
+        name: str = "",
+        concurrency: int = 4,
+        rate_limit: float | None = None,
+        timeout: httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("rate_limit must be positive")
+        self.url = url
+        self.name = name
+        self.concurrency = concurrency
+        self._key = key
+        self._secrets = tuple({s for s in (key, quote_plus(key), quote(key, safe="")) if s})
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._limiter = _RateLimiter(rate_limit, sleep) if rate_limit else None
+        self._http = httpx.Client(
+            timeout=timeout or DEFAULT_TIMEOUT,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"PanelClient(name={self.name!r}, url={self._scrub(self.url)!r})"
+
+    def __enter__(self) -> PanelClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- reads -------------------------------------------------------------
+
+    def services(self) -> list[Service]:
+        payload = self._call("services", {}, write=False)
+        with self._parsing("services", payload, write=False):
+            if not isinstance(payload, list):
+                raise _BadShape
+            return [_parse_service(item) for item in payload]
+
+    def balance(self) -> Balance:
+        payload = self._call("balance", {}, write=False)
+        with self._parsing("balance", payload, write=False):
+            amount = _decimal(payload["balance"])
+            if amount is None:
+                raise _BadShape
+            return Balance(balance=amount, currency=_text(payload.get("currency")))
+
+    def status(self, order_id: str | int) -> OrderStatus:
+        oid = _clean_id(order_id)
+        payload = self._call("status", {"order": oid}, write=False)
+        with self._parsing("status", payload, write=False):
+            return _parse_status(oid, payload)
+
+    def statuses(self, order_ids: Iterable[str | int]) -> dict[str, OrderStatus | ItemError]:
+        """Status of many orders, 100 per call. Unknown IDs come back as ItemError."""
+
+        def one_batch(batch: list[str]) -> dict[str, OrderStatus | ItemError]:
+            payload = self._call("status", {"orders": ",".join(batch)}, write=False)
+            with self._parsing("status", payload, write=False):
+                if not isinstance(payload, dict):
+                    raise _BadShape
+                return {oid: _status_item(oid, payload.get(oid)) for oid in batch}
+
+        return self._read_batches(order_ids, one_batch)
+
+    def refill_status(self, refill_id: str | int) -> RefillStatus:
+        rid = _clean_id(refill_id)
+        payload = self._call("refill_status", {"refill": rid}, write=False)
+        with self._parsing("refill_status", payload, write=False):
+            status = payload["status"]
+            if isinstance(status, dict) and "error" in status:
+                raise self._refusal("refill_status", _text(status["error"]))
+            if not isinstance(status, str) or not status.strip():
+                raise _BadShape
+            return RefillStatus(refill_id=rid, status=status.strip())
+
+    def refill_statuses(self, refill_ids: Iterable[str | int]) -> dict[str, RefillStatus | ItemError]:
+        def one_batch(batch: list[str]) -> dict[str, RefillStatus | ItemError]:
+            payload = self._call("refill_status", {"refills": ",".join(batch)}, write=False)
+            with self._parsing("refill_status", payload, write=False):
+                found = _items_by_id(payload, "refill")
+                return {rid: _refill_status_item(rid, found.get(rid, _MISSING)) for rid in batch}
+
+        return self._read_batches(refill_ids, one_batch)
+
+    # --- writes ------------------------------------------------------------
+
+    def add(self, service: str | int, fields: Mapping[str, object]) -> str:
+        """Place one order; returns its ID. List values are sent one item per line.
+
+        Raises AmbiguousOrder when the request may have reached the panel without a clear answer.
+        """
+        data = {k: _form_value(v) for k, v in fields.items() if v is not None}
+        data["service"] = _clean_id(service)
+        payload = self._call("add", data, write=True)
+        with self._parsing("add", payload, write=True):
+            return _parse_id(payload["order"])
+
+    def refill(self, order_id: str | int) -> str:
+        """Ask for a refill of one order; returns the refill ID."""
+        payload = self._call("refill", {"order": _clean_id(order_id)}, write=True)
+        with self._parsing("refill", payload, write=True):
+            value = payload["refill"]
+            if isinstance(value, dict) and "error" in value:
+                raise self._refusal("refill", _text(value["error"]))
+            return _parse_id(value)
+
+    def refills(self, order_ids: Iterable[str | int]) -> dict[str, str | ItemError]:
+        """Order ID -> refill ID (or ItemError), 100 orders per call."""
+
+        def one_batch(batch: list[str]) -> dict[str, str | ItemError]:
+            payload = self._call("refill", {"orders": ",".join(batch)}, write=True)
+            with self._parsing("refill", payload, write=True):
+                found = _items_by_id(payload, "order")
+                return {oid: _refill_item(oid, found.get(oid, _MISSING)) for oid in batch}
+
+        return self._write_batches(order_ids, one_batch)
+
+    def cancel(self, order_ids: Iterable[str | int]) -> dict[str, bool | ItemError]:
+        """Order ID -> True when the panel accepted the cancel request (not that money came back)."""
+
+        def one_batch(batch: list[str]) -> dict[str, bool | ItemError]:
+            payload = self._call("cancel", {"orders": ",".join(batch)}, write=True)
+            with self._parsing("cancel", payload, write=True):
+                found = _items_by_id(payload, "order")
+                return {oid: _cancel_item(oid, found.get(oid, _MISSING)) for oid in batch}
+
+        return self._write_batches(order_ids, one_batch)
+
+    # --- batching ----------------------------------------------------------
+
+    def _run_batches(self, ids: Iterable[str | int], fn: Callable[[list[str]], dict[str, T]]) -> list[Any]:
+        """Run `fn` on each batch of 100, up to `concurrency` at once; each result or its exception."""
+        unique = list(dict.fromkeys(_clean_id(i) for i in ids))
+        batches = [unique[i : i + BATCH_SIZE] for i in range(0, len(unique), BATCH_SIZE)]
+
+        def guarded(batch: list[str]) -> Any:
+            try:
+                return fn(batch)
+            except PanelError as exc:
+                return exc
+
+        if len(batches) <= 1 or self.concurrency == 1:
+            return [guarded(b) for b in batches]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batches))) as pool:
+            return list(pool.map(guarded, batches))
+
+    def _read_batches(
+        self, ids: Iterable[str | int], fn: Callable[[list[str]], dict[str, T]]
+    ) -> dict[str, T]:
+        result: dict[str, T] = {}
+        for outcome in self._run_batches(ids, fn):
+            if isinstance(outcome, PanelError):
+                raise outcome
+            result.update(outcome)
+        return result
+
+    def _write_batches(
+        self, ids: Iterable[str | int], fn: Callable[[list[str]], dict[str, T]]
+    ) -> dict[str, T | ItemError]:
+        """Like `_read_batches`, but a failed batch among successful ones becomes per-ID errors,
+        so the results of the batches that did go through are not lost."""
+        unique = list(dict.fromkeys(_clean_id(i) for i in ids))
+        outcomes = self._run_batches(unique, fn)
+        if outcomes and all(isinstance(o, PanelError) for o in outcomes):
+            raise outcomes[0]
+        result: dict[str, T | ItemError] = {}
+        for start, outcome in zip(range(0, len(unique), BATCH_SIZE), outcomes, strict=True):
+            if isinstance(outcome, PanelError):
+                for oid in unique[start : start + BATCH_SIZE]:
+                    result[oid] = ItemError(oid, str(outcome))
+            else:
+                result.update(outcome)
+        return result
+
+    # --- transport ---------------------------------------------------------
+
+    def _call(self, action: str, fields: Mapping[str, str], *, write: bool) -> Any:
+        retrying = Retrying(
+            sleep=self._sleep,
+            stop=_Stop(self._retry),
+            wait=_Backoff(self._retry),
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._attempt, action, fields, write)
+
+    def _log_retry(self, retry_state: RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        log.info(
+            "%s: retry %d after %s, waiting %.2fs",
+            self.name or "panel",
+            retry_state.attempt_number,
+            exc,
+            retry_state.upcoming_sleep,
+        )
+
+    def _attempt(self, action: str, fields: Mapping[str, str], write: bool) -> Any:
+        body = {**fields, "key": self._key, "action": action}
+        with self._slots:
+            if self._limiter is not None:
+                self._limiter.wait()
+            started = time.monotonic()
+            try:
+                response = self._http.post(self.url, data=body)
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise _final(self._unavailable(action, f"invalid panel URL ({self._describe(exc)})")) from exc
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # The request never left this machine: safe to retry, even for a write.
+                note = "; nothing was sent" if write else ""
+                log.debug("%s %s: %s after %.3fs", self.name, action, type(exc).__name__, _since(started))
+                raise self._unavailable(action, f"could not connect ({self._describe(exc)}){note}") from exc
+            except httpx.TransportError as exc:
+                log.debug("%s %s: %s after %.3fs", self.name, action, type(exc).__name__, _since(started))
+                what = f"no reply ({self._describe(exc)})"
+                if write:
+                    raise self._ambiguous(action, what) from exc
+                raise self._unavailable(action, what) from exc
+        log.debug("%s %s: HTTP %d in %.3fs", self.name, action, response.status_code, _since(started))
+        return self._interpret(action, response, write)
+
+    def _interpret(self, action: str, response: httpx.Response, write: bool) -> Any:
+        status = response.status_code
+        if 300 <= status < 400:
+            location = self._snippet(response.headers.get("location", ""))
+            target = f" to {location}" if location else ""
+            raise _final(
+                self._unavailable(
+                    action,
+                    f"the panel redirected (HTTP {status}{target}); redirects are not followed, "
+                    "so the key was not re-sent: check the panel URL",
+                )
+            )
+        if status == 429:
+            retry_after = _parse_retry_after(response.headers.get("retry-after"))
+            raise RateLimited(
+                "rate limited (HTTP 429)", panel=self.name, action=action, retry_after=retry_after
+            )
+        text = response.content.decode("utf-8-sig", errors="replace").strip()
+        if status >= 500:
+            if write:
+                raise self._ambiguous(action, f"HTTP {status}", text)
+            raise self._unavailable(action, f"HTTP {status}", text)
+        try:
+            payload = json.loads(text, parse_float=Decimal) if text else _MISSING
+        except (ValueError, RecursionError):
+            payload = _MISSING
+        if 400 <= status < 500:
+            if payload is _MISSING:
+                # Refused before it was processed (a CDN block, a wrong path): not placed, and
+                # retrying a write would not change that.
+                exc = self._unavailable(action, f"HTTP {status}", text)
+                raise _final(exc) if write else exc
+            message = _error_message(payload)
+            raise self._refusal(action, message if message is not None else f"HTTP {status}: {text}")
+        if payload is _MISSING:
+            if not text:
+                what = "empty reply"
+            elif text.lstrip().startswith("<"):
+                what = "an HTML page instead of JSON"
+            else:
+                what = "a reply that is not JSON"
+            if write:
+                raise self._ambiguous(action, what, text)
+            raise self._unavailable(action, what, text)
+        message = _error_message(payload)
+        if message is not None:
+            raise self._refusal(action, message)
+        return payload
+
+    # --- errors ------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _snippet(self, text: str) -> str:
+        text = self._scrub(" ".join(text.split()))
+        if len(text) > SNIPPET_LENGTH:
+            text = text[: SNIPPET_LENGTH - 3] + "..."
+        return text
+
+    def _describe(self, exc: Exception) -> str:
+        detail = self._snippet(str(exc))
+        return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+    def _unavailable(self, action: str, message: str, text: str = "") -> PanelUnavailable:
+        return PanelUnavailable(
+            self._scrub(message), panel=self.name, action=action, snippet=self._snippet(text)
+        )
+
+    def _ambiguous(self, action: str, what: str, text: str = "") -> AmbiguousOrder:
+        got = f" (got: {self._snippet(text)})" if text.strip() else ""
+        return AmbiguousOrder(
+            f"{self._scrub(what)}{got}; the request may have reached the panel and taken effect: "
+            "check on the panel before trying again",
+            panel=self.name,
+            action=action,
+        )
+
+    def _refusal(self, action: str, message: str) -> PanelRefused:
+        message = self._scrub(message)
+        low = message.lower()
+        cls: type[PanelRefused] = PanelRefused
+        if any(s in low for s in ("not_enough_funds", "not enough funds", "insufficient", "balance")):
+            cls = NotEnoughFunds
+        elif "link_duplicate" in low or "active order" in low:
+            cls = ActiveOrderExists
+        return cls(message, panel=self.name, action=action)
+
+    @contextmanager
+    def _parsing(self, action: str, payload: Any, *, write: bool) -> Iterator[None]:
+        try:
+            yield
+        except (_BadShape, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise self._unexpected(action, payload, write) from exc
+
+    def _unexpected(self, action: str, payload: Any, write: bool) -> PanelError:
+        text = json.dumps(payload, default=str)[:1000]
+        if write:
+            return self._ambiguous(action, "unexpected reply", text)
+        return self._unavailable(action, "unexpected reply", text)
+
+
+# --- parsing helpers ----------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either a number of seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _error_message(payload: Any) -> str | None:
+    """The panel's refusal in either dialect, or None when the payload is not an error."""
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if error not in (None, "", False):
+        return _text(error) if not isinstance(error, (dict, list)) else json.dumps(error, default=str)
+    status = payload.get("status")
+    # {"status": "Error"} alone is a legitimate order/refill status; the error dialect has a message.
+    if isinstance(status, str) and status.strip().lower() == "error" and "message" in payload:
+        return _text(payload.get("message")) or "error"
+    return None
+
+
+def _form_value(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "\n".join(_form_value(v) for v in value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    return str(value)
+
+
+def _clean_id(value: object) -> str:
+    text = _form_value(value).strip()
+    if not text:
+        raise ValueError("empty ID")
+    return text
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _parse_id(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        raise _BadShape
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return str(int(value))
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise _BadShape
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        return Decimal(value)
+    elif isinstance(value, float):
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if "," in text:
+            text = text.replace(",", "") if "." in text else text.replace(",", ".")
+        try:
+            result = Decimal(text)
+        except InvalidOperation:
+            raise _BadShape from None
+    else:
+        raise _BadShape
+    if not result.is_finite():
+        raise _BadShape
+    return result
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    number = _decimal(value.replace(",", "") if isinstance(value, str) else value)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise _BadShape
+    return int(number)
+
+
+def _optional_int(value: Any) -> int | None:
+    try:
+        return _int(value)
+    except _BadShape:
+        return None
+
+
+def _optional_decimal(value: Any) -> Decimal | None:
+    try:
+        return _decimal(value)
+    except _BadShape:
+        return None
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, Decimal)):
+        return value != 0
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes", "y", "on"):
+            return True
+        if text in ("false", "0", "no", "n", "off", ""):
+            return False
+    return None
+
+
+def _required_int(value: Any) -> int:
+    number = _int(value)
+    if number is None:
+        raise _BadShape
+    return number
+
+
+def _parse_service(item: Any) -> Service:
+    if not isinstance(item, dict):
+        raise _BadShape
+    rate = _decimal(item["rate"])
+    if rate is None:
+        raise _BadShape
+    return Service(
+        id=_parse_id(item["service"]),
+        name=_text(item.get("name")),
+        type=_text(item.get("type")) or "Default",
+        category=_text(item.get("category")),
+        rate=rate,
+        min=_required_int(item.get("min")),
+        max=_required_int(item.get("max")),
+        refill=bool(_bool(item.get("refill"))),
+        cancel=bool(_bool(item.get("cancel"))),
+        dripfeed=_bool(item.get("dripfeed")),
+    )
+
+
+def _parse_status(order_id: str, item: Any) -> OrderStatus:
+    if not isinstance(item, dict):
+        raise _BadShape
+    status = item.get("status")
+    if not isinstance(status, str) or not status.strip():
+        raise _BadShape
+    currency = _text(item.get("currency"))
+    return OrderStatus(
+        order_id=order_id,
+        status=status.strip(),
+        charge=_optional_decimal(item.get("charge")),
+        start_count=_optional_int(item.get("start_count")),
+        remains=_optional_int(item.get("remains")),
+        currency=currency or None,
+    )
+
+
+def _item_error(item_id: str, value: Any) -> ItemError | None:
+    """The per-item error in `value` (`{"error": ...}`), or None."""
+    if isinstance(value, dict) and value.get("error") not in (None, ""):
+        return ItemError(item_id, _text(value["error"]))
+    return None
+
+
+def _missing(item_id: str) -> ItemError:
+    return ItemError(item_id, "missing from the panel's reply")
+
+
+def _status_item(order_id: str, value: Any) -> OrderStatus | ItemError:
+    if value is None:
+        return _missing(order_id)
+    if isinstance(value, str):  # the bare-string dialect of a per-item error
+        return ItemError(order_id, value.strip())
+    error = _item_error(order_id, value)
+    if error is not None:
+        return error
+    try:
+        return _parse_status(order_id, value)
+    except _BadShape:
+        return ItemError(order_id, f"unexpected reply: {json.dumps(value, default=str)[:SNIPPET_LENGTH]}")
+
+
+def _items_by_id(payload: Any, id_key: str) -> dict[str, Any]:
+    """A batch reply (a list of objects that name their ID) as ID -> object."""
+    if not isinstance(payload, list):
+        raise _BadShape
+    found: dict[str, Any] = {}
+    for item in payload:
+        if isinstance(item, dict) and id_key in item:
+            found[_parse_id(item[id_key])] = item
+    return found
+
+
+def _refill_item(order_id: str, item: Any) -> str | ItemError:
+    if item is _MISSING:
+        return _missing(order_id)
+    if "refill" not in item:
+        return _item_error(order_id, item) or ItemError(order_id, "no refill ID in the panel's reply")
+    value = item["refill"]
+    error = _item_error(order_id, value)
+    if error is not None:
+        return error
+    if isinstance(value, str) and not _PLAIN_ID.fullmatch(value.strip()):
+        return ItemError(order_id, value.strip())
+    try:
+        return _parse_id(value)
+    except _BadShape:
+        return ItemError(order_id, f"unexpected refill value: {value!r}"[:SNIPPET_LENGTH])
+
+
+def _cancel_item(order_id: str, item: Any) -> bool | ItemError:
+    if item is _MISSING:
+        return _missing(order_id)
+    if "cancel" not in item:
+        return _item_error(order_id, item) or ItemError(order_id, "no cancel result in the panel's reply")
+    value = item["cancel"]
+    error = _item_error(order_id, value)
+    if error is not None:
+        return error
+    accepted = _bool(value)
+    if accepted is None:
+        return ItemError(order_id, _text(value)[:SNIPPET_LENGTH] or "unexpected cancel value")
+    return accepted
+
+
+def _refill_status_item(refill_id: str, item: Any) -> RefillStatus | ItemError:
+    if item is _MISSING:
+        return _missing(refill_id)
+    if "status" not in item:
+        return _item_error(refill_id, item) or ItemError(refill_id, "no status in the panel's reply")
+    value = item["status"]
+    error = _item_error(refill_id, value)
+    if error is not None:
+        return error
+    if not isinstance(value, str) or not value.strip():
+        return ItemError(refill_id, f"unexpected status: {value!r}"[:SNIPPET_LENGTH])
+    text = value.strip()
+    # Some panels put a bare error message where the status goes.
+    if text.lower() not in _KNOWN_REFILL_STATUSES and _ERRORISH.search(text):
+        return ItemError(refill_id, text)
+    return RefillStatus(refill_id=refill_id, status=text)
