@@ -1,0 +1,492 @@
+"""The command line: parses options, calls sheetorders.app, prints. Library errors become
+one-line CLI errors here and nowhere else."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sheetorders import __version__, app
+from sheetorders.config import Config, find_config, load_config
+from sheetorders.errors import ExitCode, PanelError, SheetordersError
+from sheetorders.models import ItemError
+from sheetorders.pipeline import PassOptions
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+# --- options every command accepts, before or after the command name -------------
+
+
+def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        root = ctx.find_root()
+        root.meta.setdefault("sheetorders", {})
+        if value or name not in root.meta["sheetorders"]:
+            root.meta["sheetorders"][name] = value
+        return value
+
+    return callback
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "-c",
+            "--config",
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_remember("config"),
+            help="Config file (default: ./sheetorders.yaml, else $SHEETORDERS_CONFIG).",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember("verbose"),
+            help="Say more.",
+        ),
+        click.option(
+            "--debug",
+            is_flag=True,
+            expose_value=False,
+            callback=_remember("debug"),
+            help="Show debug logs and tracebacks.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _settings() -> dict[str, Any]:
+    return click.get_current_context().find_root().meta.get("sheetorders", {})
+
+
+def _config(sheet: str | None = None) -> Config:
+    config = load_config(find_config(_settings().get("config")))
+    return config.with_sheet_source(sheet) if sheet else config
+
+
+def _setup_logging() -> None:
+    settings = _settings()
+    level = (
+        logging.DEBUG
+        if settings.get("debug")
+        else logging.INFO
+        if settings.get("verbose")
+        else logging.WARNING
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The one place where library errors become a message and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _setup_logging()
+        try:
+            return command(*args, **kwargs)
+        except SheetordersError as error:
+            if _settings().get("debug"):
+                err_console.print_exception()
+            err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+            sys.exit(int(error.exit_code))
+
+    return wrapper
+
+
+class OrderedGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sheetorders")
+@common_options
+def cli() -> None:
+    """Place SMM panel orders from a spreadsheet and keep the sheet up to date.
+
+    Start with `sheetorders demo` (no account needed), then write a sheetorders.yaml
+    (see config.example.yaml) and use `sheetorders run`.
+    """
+
+
+# --- panels ---------------------------------------------------------------------------
+
+
+def _panel_failures(results: dict[str, Any]) -> ExitCode:
+    code = ExitCode.OK
+    for name, result in results.items():
+        if isinstance(result, PanelError):
+            err_console.print(f"[bold red]error:[/] {result}", soft_wrap=True)
+            code = max(code, result.exit_code)
+            del name
+    return ExitCode(code)
+
+
+@cli.command()
+@click.option("--panel", help="Only this panel (a name from the config).")
+@click.option("--search", help="Only services whose id, name, category or type contains this text.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@common_options
+@handles_errors
+def services(panel: str | None, search: str | None, as_json: bool) -> None:
+    """The panels' service catalogs."""
+    results = app.list_services(_config(), panel, search)
+    if as_json:
+        data = {
+            name: [_service_dict(s) for s in result]
+            if not isinstance(result, PanelError)
+            else {"error": str(result)}
+            for name, result in results.items()
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for name, result in results.items():
+            if isinstance(result, PanelError):
+                continue
+            table = Table(title=f"panel {name}: {len(result)} services", title_justify="left")
+            for column in ("id", "name", "type", "rate /1000", "min", "max", "refill", "cancel"):
+                table.add_column(
+                    column, justify="right" if column in ("id", "rate /1000", "min", "max") else "left"
+                )
+            for s in result:
+                table.add_row(
+                    s.id, s.name, s.type, str(s.rate), str(s.min), str(s.max), _yes(s.refill), _yes(s.cancel)
+                )
+            console.print(table)
+    sys.exit(int(_panel_failures(results)))
+
+
+def _service_dict(service: Any) -> dict[str, Any]:
+    return {
+        "id": service.id,
+        "name": service.name,
+        "type": service.type,
+        "category": service.category,
+        "rate": str(service.rate),
+        "min": service.min,
+        "max": service.max,
+        "refill": service.refill,
+        "cancel": service.cancel,
+        "dripfeed": service.dripfeed,
+    }
+
+
+def _yes(flag: bool | None) -> str:
+    return "yes" if flag else "-" if flag is None else "no"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@common_options
+@handles_errors
+def balance(as_json: bool) -> None:
+    """The balance of every configured panel."""
+    results = app.get_balances(_config())
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    name: {"balance": str(r.balance), "currency": r.currency}
+                    if not isinstance(r, PanelError)
+                    else {"error": str(r)}
+                    for name, r in results.items()
+                },
+                indent=2,
+            )
+        )
+    else:
+        table = Table("panel", "balance", "currency")
+        for name, result in results.items():
+            if not isinstance(result, PanelError):
+                table.add_row(name, str(result.balance), result.currency)
+        console.print(table)
+    sys.exit(int(_panel_failures(results)))
+
+
+# --- run and sync -----------------------------------------------------------------------
+
+
+def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not an amount; use e.g. 25 or 12.50") from None
+    if amount < 0 or not amount.is_finite():
+        raise click.BadParameter(f"{value!r} must be zero or more")
+    return amount
+
+
+@cli.command()
+@click.option(
+    "--sheet", help="The sheet to use instead of the config's (a path, URL, or a configured sheet name)."
+)
+@click.option("--dry-run", is_flag=True, help="Validate and price every row; place nothing, write nothing.")
+@click.option("--max-spend", callback=_decimal, help="Stop before the estimated spend of this run exceeds N.")
+@click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@common_options
+@handles_errors
+def run(sheet: str | None, dry_run: bool, max_spend: Decimal | None, wait: bool, as_json: bool) -> None:
+    """Validate the sheet's rows, place the new orders, write results back."""
+    config = _config(sheet)
+    report = _with_progress(
+        as_json, lambda progress: app.run_sheets(config, PassOptions(dry_run, max_spend, progress), wait=wait)
+    )
+    _print_report(report, as_json)
+    sys.exit(int(report.exit_code))
+
+
+def _with_progress(
+    quiet: bool, job: Callable[[Callable[[int, int], None] | None], app.RunReport]
+) -> app.RunReport:
+    if quiet or not err_console.is_terminal:
+        return job(None)
+    with Progress(
+        TextColumn("placing orders"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        task = progress.add_task("orders", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return job(update)
+
+
+@cli.command()
+@click.option("--sheet", help="Only this sheet (a configured sheet name or source, or a path).")
+@click.option("--every", help="Repeat the pass forever at this interval: 30s, 10m, 1h.")
+@click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print each pass's summary as JSON (one line per pass)."
+)
+@common_options
+@handles_errors
+def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> None:
+    """Place ready rows, refresh open orders, send refills and cancels; once or on a schedule."""
+    config = _config(sheet)
+    if every is None:
+        report = app.run_sheets(config, PassOptions(), wait=wait)
+        _print_report(report, as_json)
+        sys.exit(int(report.exit_code))
+
+    interval = app.parse_interval(every)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if not stop.is_set():
+            err_console.print("stopping after the current pass…")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    def on_pass(report: app.RunReport) -> None:
+        if as_json:
+            click.echo(json.dumps(report.as_dict()))
+        else:
+            for sheet_report in report.sheets:
+                console.print(_one_line(sheet_report), soft_wrap=True)
+        sys.stdout.flush()
+
+    last = app.sync_every(config, interval, on_pass, stop, wait=wait)
+    err_console.print("sync stopped")
+    sys.exit(int(last.exit_code))
+
+
+def _one_line(report: Any) -> str:
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    if report.error:
+        return f"{stamp} {report.sheet}: error: {report.error}"
+    parts = [
+        f"{report.ordered} ordered",
+        f"{report.refreshed} refreshed",
+        f"{report.refills} refills",
+        f"{report.cancels} cancels",
+        f"{report.invalid} invalid",
+        f"{report.rejected} rejected",
+        f"{report.uncertain} uncertain",
+        f"{report.waiting} waiting",
+    ]
+    unreachable = "".join(f"; panel {name} unreachable" for name in report.unreachable)
+    return f"{stamp} {report.sheet}: " + ", ".join(parts) + unreachable
+
+
+def _print_report(report: app.RunReport, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    for sheet_report in report.sheets:
+        if sheet_report.error:
+            err_console.print(
+                f"[bold red]error:[/] {sheet_report.sheet}: {sheet_report.error}", soft_wrap=True
+            )
+            continue
+        title = f"{sheet_report.sheet}" + (" (dry run: nothing placed)" if sheet_report.dry_run else "")
+        table = Table(title=title, title_justify="left", show_header=True)
+        table.add_column("")
+        table.add_column("rows", justify="right")
+        counts = [
+            (
+                "would order" if sheet_report.dry_run else "ordered",
+                len(sheet_report.would_order) if sheet_report.dry_run else sheet_report.ordered,
+            ),
+            ("invalid", sheet_report.invalid),
+            ("rejected", sheet_report.rejected),
+            ("uncertain", sheet_report.uncertain),
+            ("waiting", sheet_report.waiting),
+            ("left for later", sheet_report.held_back),
+            ("recovered from journal", sheet_report.recovered),
+            ("statuses refreshed", sheet_report.refreshed),
+            ("refills sent", sheet_report.refills),
+            ("cancels sent", sheet_report.cancels),
+        ]
+        for label, value in counts:
+            if value or label in ("ordered", "would order", "invalid", "rejected", "uncertain", "waiting"):
+                table.add_row(label, str(value))
+        console.print(table)
+        if sheet_report.spend:
+            spend = Table("panel", "estimated", "actual", "currency", title="spend", title_justify="left")
+            for panel, s in sheet_report.spend.items():
+                spend.add_row(
+                    panel, str(s.estimated), "-" if sheet_report.dry_run else str(s.actual), s.currency
+                )
+            console.print(spend)
+        if sheet_report.dry_run and sheet_report.would_order:
+            orders = Table("row", "panel", "service", "quantity", "estimated cost", title="would order")
+            for request in sheet_report.would_order:
+                orders.add_row(
+                    str(request.row),
+                    request.panel,
+                    f"{request.service.id} {request.service.name}",
+                    "" if request.quantity is None else str(request.quantity),
+                    str(request.estimated_cost),
+                )
+            console.print(orders)
+        for problem in sheet_report.problems:
+            console.print(f"  [yellow]![/] {problem}", soft_wrap=True)
+        for notice in sheet_report.notices:
+            console.print(f"  [cyan]i[/] {notice}", soft_wrap=True)
+        for message in sheet_report.unreachable.values():
+            err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+
+
+# --- one-shot commands ------------------------------------------------------------------
+
+
+def _one_shot_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+    command = click.option("--panel", help="The panel (default: the first configured).")(command)
+    command = click.argument("order_ids", nargs=-1, required=True)(command)
+    return command
+
+
+def _print_items(results: dict[str, Any], as_json: bool, describe: Callable[[Any], dict[str, Any]]) -> None:
+    data = {
+        key: {"error": value.message} if isinstance(value, ItemError) else describe(value)
+        for key, value in results.items()
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        columns = sorted({column for row in data.values() for column in row}, key=lambda c: (c == "error", c))
+        table = Table("id", *columns)
+        for key, row in data.items():
+            table.add_row(key, *[str(row.get(c, "")) for c in columns])
+        console.print(table)
+    if any(isinstance(value, ItemError) for value in results.values()):
+        sys.exit(int(ExitCode.ROWS_FAILED))
+
+
+@cli.command()
+@_one_shot_options
+@common_options
+@handles_errors
+def status(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None:
+    """The status of orders, by ID."""
+    results = app.order_statuses(_config(), order_ids, panel)
+    _print_items(
+        results,
+        as_json,
+        lambda s: {
+            "status": s.status,
+            "charge": str(s.charge) if s.charge is not None else None,
+            "start_count": s.start_count,
+            "remains": s.remains,
+            "currency": s.currency,
+        },
+    )
+
+
+@cli.command()
+@_one_shot_options
+@common_options
+@handles_errors
+def refill(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None:
+    """Ask for a refill of orders, by ID."""
+    _print_items(app.request_refills(_config(), order_ids, panel), as_json, lambda r: {"refill_id": r})
+
+
+@cli.command()
+@_one_shot_options
+@common_options
+@handles_errors
+def cancel(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None:
+    """Ask the panel to cancel orders, by ID."""
+    _print_items(
+        app.request_cancels(_config(), order_ids, panel), as_json, lambda ok: {"cancel": "requested"}
+    )
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--dir", "folder", type=click.Path(file_okay=False), default=".", help="Where to write the demo files."
+)
+@common_options
+@handles_errors
+def demo(folder: str) -> None:
+    """Run the whole job on an example sheet against a built-in local panel (no account needed)."""
+    from sheetorders.demo import run_demo
+
+    report = run_demo(Path(folder), on_step=lambda text: console.print(text, soft_wrap=True))
+    _print_report(report.run, as_json=False)
+    console.print(report.closing, soft_wrap=True)
+
+
+def main() -> None:
+    cli(prog_name="sheetorders")
+
+
+if __name__ == "__main__":
+    main()

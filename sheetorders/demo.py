@@ -1,0 +1,158 @@
+"""`sheetorders demo`: the whole job on an example sheet, against a local panel, no account needed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sheetorders.app import RunReport, run_sheets
+from sheetorders.config import Config, PanelConfig, SheetConfig
+from sheetorders.pipeline import PassOptions
+from sheetorders.testing.panel_server import PanelServer, default_catalog
+from sheetorders.workbook import build_order_workbook
+
+DEMO_SHEET = "demo-orders.xlsx"
+DEMO_KEY = "demo-key"
+
+# Example values for each service type's fields; the service IDs come from the demo catalog.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "Default": {"link": "https://instagram.com/p/demo-post-1", "quantity": 500},
+    "Package": {"link": "https://instagram.com/demo.account"},
+    "SEO": {"link": "https://example.com/landing", "quantity": 1000, "keywords": "smm panel\nbulk orders"},
+    "Custom Comments": {"link": "https://instagram.com/p/demo-post-2", "comments": "Love it!\nSo good\nWow"},
+    "Custom Comments Package": {
+        "link": "https://instagram.com/p/demo-post-3",
+        "comments": "Great\nNice shot",
+    },
+    "Mentions": {"link": "https://instagram.com/p/demo-post-4", "quantity": 100, "usernames": "alice\nbob"},
+    "Mentions with Hashtags": {
+        "link": "https://instagram.com/p/demo-post-5",
+        "quantity": 100,
+        "usernames": "alice\nbob",
+        "hashtags": "#summer\n#sale",
+    },
+    "Mentions Custom List": {"link": "https://instagram.com/p/demo-post-6", "usernames": "carol\ndave\nerin"},
+    "Mentions Hashtag": {"link": "https://instagram.com/p/demo-post-7", "quantity": 100, "hashtag": "#sale"},
+    "Mentions User Followers": {
+        "link": "https://instagram.com/p/demo-post-8",
+        "quantity": 100,
+        "username": "nasa",
+    },
+    "Mentions Media Likers": {
+        "link": "https://instagram.com/p/demo-post-9",
+        "quantity": 100,
+        "media": "https://instagram.com/p/other-post",
+    },
+    "Comment Likes": {
+        "link": "https://instagram.com/p/demo-post-10",
+        "quantity": 100,
+        "username": "commenter",
+    },
+    "Comment Replies": {
+        "link": "https://instagram.com/p/demo-post-11",
+        "username": "commenter",
+        "comments": "Thanks!\nAgreed",
+    },
+    "Poll": {"link": "https://t.me/demo_channel/12", "quantity": 100, "answer_number": 2},
+    "Invites from Groups": {
+        "link": "https://t.me/demo_group",
+        "quantity": 100,
+        "groups": "https://t.me/group_a",
+    },
+    "Subscriptions": {"username": "demo.account", "min": 100, "max": 200, "delay": 30, "posts": 5},
+    "Web Traffic": {
+        "link": "https://example.com",
+        "quantity": 1000,
+        "country": "US",
+        "device": "Desktop",
+        "type_of_traffic": "Google Keyword",
+        "google_keyword": "bulk smm",
+    },
+}
+
+
+@dataclass
+class DemoReport:
+    run: RunReport
+    sheet: Path
+    closing: str
+
+
+def example_rows(catalog: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A valid row per service type of the catalog, a drip-feed row, a queued row, a few invalid ones."""
+    first_of_type: dict[str, dict[str, Any]] = {}
+    for service in catalog:
+        first_of_type.setdefault(service["type"], service)
+    rows = []
+    for type_name, service in first_of_type.items():
+        fields = EXAMPLES.get(type_name)
+        if fields is not None:
+            rows.append({"service": service["service"], **fields, "note": type_name})
+    default = first_of_type["Default"]
+    dripfeed = next(
+        (
+            s
+            for s in catalog
+            if s["type"] == "Default" and str(s.get("dripfeed", "")).lower() in ("true", "1")
+        ),
+        default,
+    )
+    rows += [
+        {
+            "service": dripfeed["service"],
+            "link": "https://instagram.com/p/demo-drip",
+            "quantity": 100,
+            "runs": 5,
+            "interval": 30,
+            "note": "drip-feed: 5 runs of 100",
+        },
+        {
+            "service": default["service"],
+            "link": EXAMPLES["Default"]["link"],
+            "quantity": 300,
+            "note": "same link and service as row 2: waits for it",
+        },
+        {
+            "service": default["service"],
+            "link": "https://instagram.com/p/x",
+            "quantity": 1,
+            "note": "invalid: too few",
+        },
+        {"service": default["service"], "link": "instagram.com/p/x", "quantity": "lots", "note": "invalid"},
+        {
+            "service": 99999,
+            "link": "https://instagram.com/p/y",
+            "quantity": 100,
+            "note": "invalid: no such service",
+        },
+    ]
+    return rows
+
+
+def run_demo(folder: Path, on_step: Callable[[str], None] = print) -> DemoReport:
+    folder = folder.resolve()
+    sheet_path = folder / DEMO_SHEET
+    with PanelServer(key=DEMO_KEY, speed=60.0) as server:
+        on_step(f"Local demo panel running at {server.url} (API v2, test money only).")
+        # The demo panel forgets its orders when it stops, so every demo starts from a fresh sheet.
+        journal = folder / ".sheetorders" / "demo-journal.sqlite"
+        for stale in (journal, Path(f"{journal}-wal"), Path(f"{journal}-shm")):
+            stale.unlink(missing_ok=True)
+        build_order_workbook(sheet_path, example_rows(default_catalog()))
+        on_step(f"Wrote {sheet_path.name}: one row per service type, a drip-feed row, and a few mistakes.")
+        config = Config(
+            panels={"demo": PanelConfig(name="demo", url=server.url, key=DEMO_KEY)},
+            sheets=[SheetConfig(source=str(sheet_path), worksheet="Orders", name=sheet_path.name)],
+            journal=journal,
+        )
+        on_step("Running: validate every row, place the valid ones, write the results back…")
+        report = run_sheets(config, PassOptions())
+    closing = (
+        f"\nOpen {sheet_path} to see order IDs, statuses, charges, and why invalid rows were refused.\n"
+        "Try `sheetorders run` on your own copy next; `sheetorders demo` starts over with a fresh sheet.\n"
+        "Next: copy config.example.yaml to sheetorders.yaml, point it at your panel and sheet, "
+        "then `sheetorders run --dry-run`."
+    )
+    return DemoReport(run=report, sheet=sheet_path, closing=closing)

@@ -1,0 +1,327 @@
+"""The SQLite journal: what was sent to a panel, before it is sent and after it is answered.
+
+Every row the tool submits gets a `ref` (written into the sheet with the results).
+Before an `add` leaves, its row is recorded as `sending`; the answer moves it to
+`accepted` (with the order ID), `rejected`, `ambiguous` or `not_sent`. A process
+killed at any moment leaves a journal that tells the next run exactly what may
+have happened. Refill and cancel requests are journaled the same way.
+
+No API key is ever stored here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sheetorders.errors import JournalError
+
+SCHEMA_VERSION = 1
+
+# Row states. `sending` only survives a process that died while waiting for the panel.
+SENDING = "sending"
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+AMBIGUOUS = "ambiguous"
+NOT_SENT = "not_sent"
+RELEASED = "released"
+UNRESOLVED_STATES = frozenset({SENDING, AMBIGUOUS})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    ref TEXT PRIMARY KEY,
+    sheet TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    panel TEXT NOT NULL,
+    service TEXT NOT NULL,
+    link TEXT,
+    row_number INTEGER,
+    state TEXT NOT NULL,
+    order_id TEXT,
+    error TEXT,
+    estimated_cost TEXT,
+    written INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rows_by_sheet ON rows (sheet, written);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    ref TEXT NOT NULL,
+    action TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_by_ref ON attempts (ref);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    sheet TEXT NOT NULL,
+    ref TEXT,
+    panel TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    written INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_by_sheet ON requests (sheet, written);
+"""
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_ref() -> str:
+    """A short random reference, unique enough to name one row forever."""
+    return "so-" + secrets.token_hex(5)
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    ref: str
+    sheet: str
+    fingerprint: str
+    panel: str
+    service: str
+    link: str | None
+    row_number: int | None
+    state: str
+    order_id: str | None
+    error: str | None
+    estimated_cost: str | None
+    written: bool
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class JournalRequest:
+    id: int
+    sheet: str
+    ref: str | None
+    panel: str
+    order_id: str
+    action: str
+    state: str
+    result: str | None
+    error: str | None
+    written: bool
+
+
+class Journal:
+    """One SQLite file, safe to use from the submitting threads of one process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed "sending" or "accepted" survives a power cut, not only a killed process.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as error:
+            raise JournalError(f"{self.path}: cannot open the journal ({error})") from None
+        except OSError as error:
+            raise JournalError(f"{self.path}: cannot create the journal ({error.strerror})") from None
+        self._lock = threading.Lock()
+
+    def _check_version(self) -> None:
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if found is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(found["value"]) > SCHEMA_VERSION:
+            raise JournalError(
+                f"{self.path}: journal written by a newer sheetorders (schema {found['value']}); upgrade"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- orders ------------------------------------------------------------
+
+    def rows(self, sheet: str) -> dict[str, JournalRow]:
+        with self._lock:
+            found = self._db.execute("SELECT * FROM rows WHERE sheet = ?", (sheet,)).fetchall()
+        return {row["ref"]: _journal_row(row) for row in found}
+
+    def get(self, ref: str) -> JournalRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM rows WHERE ref = ?", (ref,)).fetchone()
+        return _journal_row(row) if row else None
+
+    def begin_add(
+        self,
+        *,
+        ref: str,
+        sheet: str,
+        fingerprint: str,
+        panel: str,
+        service: str,
+        link: str | None,
+        row_number: int,
+        estimated_cost: str,
+    ) -> None:
+        """Record, durably, that an `add` for this row is about to be sent."""
+        now = utc_now()
+        with self._transaction() as db:
+            db.execute(
+                """INSERT INTO rows (ref, sheet, fingerprint, panel, service, link, row_number, state,
+                                     estimated_cost, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (ref) DO UPDATE SET
+                     fingerprint = excluded.fingerprint, panel = excluded.panel,
+                     service = excluded.service, link = excluded.link,
+                     row_number = excluded.row_number, state = excluded.state,
+                     estimated_cost = excluded.estimated_cost, order_id = NULL, error = NULL,
+                     written = 0, updated_at = excluded.updated_at""",
+                (
+                    ref,
+                    sheet,
+                    fingerprint,
+                    panel,
+                    service,
+                    link,
+                    row_number,
+                    SENDING,
+                    estimated_cost,
+                    now,
+                    now,
+                ),
+            )
+            db.execute(
+                "INSERT INTO attempts (ref, action, started_at) VALUES (?, 'add', ?)",
+                (ref, now),
+            )
+
+    def finish_add(
+        self, ref: str, state: str, *, order_id: str | None = None, error: str | None = None
+    ) -> None:
+        """Record the panel's answer (or the lack of one) for the row's last `add`."""
+        now = utc_now()
+        with self._transaction() as db:
+            db.execute(
+                """UPDATE rows SET state = ?, order_id = ?, error = ?, written = 0, updated_at = ?
+                   WHERE ref = ?""",
+                (state, order_id, error, now, ref),
+            )
+            db.execute(
+                """UPDATE attempts SET finished_at = ?, outcome = ?, result = ?, error = ?
+                   WHERE id = (SELECT MAX(id) FROM attempts WHERE ref = ? AND action = 'add')""",
+                (now, state, order_id, error, ref),
+            )
+
+    def set_state(self, ref: str, state: str, *, error: str | None = None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE rows SET state = ?, error = ?, updated_at = ? WHERE ref = ?",
+                (state, error, utc_now(), ref),
+            )
+
+    def mark_written(self, refs: Iterable[str]) -> None:
+        """The sheet now holds these rows' refs and outcomes."""
+        refs = list(refs)
+        with self._transaction() as db:
+            db.executemany("UPDATE rows SET written = 1 WHERE ref = ?", [(ref,) for ref in refs])
+
+    def attempts(self, ref: str) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute("SELECT * FROM attempts WHERE ref = ? ORDER BY id", (ref,)).fetchall()
+
+    # --- refills and cancels -------------------------------------------------
+
+    def begin_request(self, *, sheet: str, ref: str | None, panel: str, order_id: str, action: str) -> int:
+        now = utc_now()
+        with self._transaction() as db:
+            cursor = db.execute(
+                """INSERT INTO requests (sheet, ref, panel, order_id, action, state, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (sheet, ref, panel, order_id, action, SENDING, now, now),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_request(
+        self, request_id: int, state: str, *, result: str | None = None, error: str | None = None
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE requests SET state = ?, result = ?, error = ?, updated_at = ? WHERE id = ?",
+                (state, result, error, utc_now(), request_id),
+            )
+
+    def requests(self, sheet: str, *, unwritten_only: bool = True) -> list[JournalRequest]:
+        query = "SELECT * FROM requests WHERE sheet = ?" + (" AND written = 0" if unwritten_only else "")
+        with self._lock:
+            found = self._db.execute(query + " ORDER BY id", (sheet,)).fetchall()
+        return [
+            JournalRequest(
+                id=row["id"],
+                sheet=row["sheet"],
+                ref=row["ref"],
+                panel=row["panel"],
+                order_id=row["order_id"],
+                action=row["action"],
+                state=row["state"],
+                result=row["result"],
+                error=row["error"],
+                written=bool(row["written"]),
+            )
+            for row in found
+        ]
+
+    def mark_requests_written(self, request_ids: Iterable[int]) -> None:
+        ids = list(request_ids)
+        with self._transaction() as db:
+            db.executemany("UPDATE requests SET written = 1 WHERE id = ?", [(i,) for i in ids])
+
+
+def _journal_row(row: sqlite3.Row) -> JournalRow:
+    return JournalRow(
+        ref=row["ref"],
+        sheet=row["sheet"],
+        fingerprint=row["fingerprint"],
+        panel=row["panel"],
+        service=row["service"],
+        link=row["link"],
+        row_number=row["row_number"],
+        state=row["state"],
+        order_id=row["order_id"],
+        error=row["error"],
+        estimated_cost=row["estimated_cost"],
+        written=bool(row["written"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,943 @@
+"""One pass over one order sheet: config → sheet → rows → validation → journal → panel → write-back.
+
+A pass reads the sheet once, reconciles it with the journal (so an order placed by a
+killed process is written back, never placed again), validates and prices the new
+rows, places them (each at most once), handles refills and cancels typed in the
+sheet, refreshes the status of open orders and refills, and writes every changed
+cell back in one write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sheetorders import journal as j
+from sheetorders.columns import ACTION_COLUMN, INPUT_COLUMNS, OUTPUT_COLUMNS, map_headers
+from sheetorders.config import Config, PanelConfig, SheetConfig
+from sheetorders.errors import (
+    ActiveOrderExists,
+    AmbiguousOrder,
+    NotEnoughFunds,
+    PanelError,
+    PanelRefused,
+    PanelUnavailable,
+    SheetError,
+)
+from sheetorders.journal import Journal, JournalRow, new_ref, utc_now
+from sheetorders.models import Balance, ItemError, Service, is_final_order_status, is_final_refill_status
+from sheetorders.panel import PanelClient
+from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, open_backend
+from sheetorders.validate import OrderRequest, is_blank_row, validate_row
+
+log = logging.getLogger("sheetorders.pipeline")
+
+# The tool's own words in the status column, before the panel's take over.
+INVALID = "Invalid"
+REJECTED = "Rejected"
+UNCERTAIN = "Uncertain"
+WAITING = "Waiting"
+RETRY = "retry"
+CORE_OUTPUT_COLUMNS = OUTPUT_COLUMNS[:9]  # ref .. updated_at; refill columns appear when needed
+
+
+# --- rows ----------------------------------------------------------------------
+
+
+@dataclass
+class SheetRow:
+    """One data row of the sheet as read, and the changes this pass makes to it."""
+
+    number: int
+    raw: list[Cell]
+    cells: dict[str, Cell]
+    changes: dict[str, Cell] = field(default_factory=dict)
+
+    def value(self, name: str) -> Cell:
+        return self.changes[name] if name in self.changes else self.cells.get(name)
+
+    def text(self, name: str) -> str:
+        return cell_text(self.value(name))
+
+    def set(self, name: str, value: Cell) -> None:
+        if cell_text(value) != cell_text(self.value(name)) or name in self.changes:
+            self.changes[name] = value
+
+    @property
+    def ref(self) -> str:
+        return self.text("ref")
+
+    @property
+    def order_id(self) -> str:
+        return self.text("order_id")
+
+    @property
+    def status(self) -> str:
+        return self.text("status")
+
+
+def cell_text(value: Cell) -> str:
+    """A cell as text: stripped, whole floats without `.0`, None as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral_value() else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value).strip()
+
+
+def fingerprint(row: SheetRow) -> str:
+    """What the row asks for; identifies a row whose ref never reached the sheet."""
+    data = {name: row.text(name) for name in INPUT_COLUMNS if row.text(name)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def rows_from_table(table: SheetTable, columns: Mapping[str, int]) -> list[SheetRow]:
+    rows = []
+    for offset, raw in enumerate(table.rows):
+        cells = {name: raw[index] if index < len(raw) else None for name, index in columns.items()}
+        rows.append(SheetRow(number=offset + 2, raw=list(raw), cells=cells))
+    return rows
+
+
+# --- reports -------------------------------------------------------------------
+
+
+@dataclass
+class PanelSpend:
+    estimated: Decimal = Decimal(0)
+    actual: Decimal = Decimal(0)
+    currency: str = ""
+
+
+@dataclass
+class PassReport:
+    sheet: str
+    dry_run: bool = False
+    ordered: int = 0
+    invalid: int = 0
+    rejected: int = 0
+    uncertain: int = 0
+    waiting: int = 0
+    held_back: int = 0  # valid rows left for a later run (funds, max_spend, unreachable panel)
+    recovered: int = 0  # orders placed earlier whose ID reached the sheet only now
+    refreshed: int = 0
+    refills: int = 0
+    cancels: int = 0
+    action_errors: int = 0
+    spend: dict[str, PanelSpend] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    would_order: list[OrderRequest] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    balances: dict[str, Balance] = field(default_factory=dict)
+    error: str | None = None  # the pass could not run at all (sheet unreadable...)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.invalid or self.rejected or self.uncertain or self.action_errors or self.error)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet,
+            "dry_run": self.dry_run,
+            "ordered": self.ordered,
+            "invalid": self.invalid,
+            "rejected": self.rejected,
+            "uncertain": self.uncertain,
+            "waiting": self.waiting,
+            "held_back": self.held_back,
+            "recovered": self.recovered,
+            "refreshed": self.refreshed,
+            "refills": self.refills,
+            "cancels": self.cancels,
+            "action_errors": self.action_errors,
+            "spend": {
+                panel: {"estimated": str(s.estimated), "actual": str(s.actual), "currency": s.currency}
+                for panel, s in self.spend.items()
+            },
+            "problems": self.problems,
+            "notices": self.notices,
+            "would_order": [
+                {
+                    "row": request.row,
+                    "panel": request.panel,
+                    "service": request.service.id,
+                    "quantity": request.quantity,
+                    "estimated_cost": str(request.estimated_cost),
+                }
+                for request in self.would_order
+            ],
+            "unreachable": self.unreachable,
+            "error": self.error,
+        }
+
+
+# --- panels --------------------------------------------------------------------
+
+
+ClientFactory = Callable[[PanelConfig], PanelClient]
+
+
+def make_client(panel: PanelConfig) -> PanelClient:
+    import httpx
+
+    return PanelClient(
+        panel.url,
+        panel.key,
+        name=panel.name,
+        concurrency=panel.concurrency,
+        rate_limit=panel.rate_limit,
+        timeout=httpx.Timeout(panel.read_timeout, connect=panel.connect_timeout),
+    )
+
+
+class Panels:
+    """The configured panels' clients and catalogs, opened on first use and shared by passes."""
+
+    def __init__(self, config: Config, factory: ClientFactory = make_client) -> None:
+        self.config = config
+        self._factory = factory
+        self._clients: dict[str, PanelClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, name: str) -> PanelClient:
+        with self._lock:
+            if name not in self._clients:
+                self._clients[name] = self._factory(self.config.panel(name))
+            return self._clients[name]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Panels:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def each(self, names: Iterable[str], work: Callable[[str], Any]) -> dict[str, Any | PanelError]:
+        """Run `work(name)` for every panel in parallel; a panel's error is its result."""
+        names = list(dict.fromkeys(names))
+        results: dict[str, Any | PanelError] = {}
+        if not names:
+            return results
+
+        def guarded(name: str) -> Any | PanelError:
+            try:
+                return work(name)
+            except PanelError as error:
+                return error
+
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            for name, result in zip(names, pool.map(guarded, names), strict=False):
+                results[name] = result
+        return results
+
+
+# --- the pass --------------------------------------------------------------------
+
+
+@dataclass
+class PassOptions:
+    dry_run: bool = False
+    max_spend: Decimal | None = None
+    on_progress: Callable[[int, int], None] | None = None  # (done, total) while submitting
+
+
+class SheetPass:
+    """One pass over one sheet. Use `run_pass`; this class holds the pass's working state."""
+
+    def __init__(
+        self,
+        config: Config,
+        sheet: SheetConfig,
+        journal: Journal,
+        panels: Panels,
+        options: PassOptions,
+        backend: SheetBackend | None = None,
+    ) -> None:
+        self.config = config
+        self.sheet = sheet
+        self.sheet_key = f"{sheet.source}#{sheet.worksheet or ''}"
+        self.journal = journal
+        self.panels = panels
+        self.options = options
+        self.report = PassReport(sheet=sheet.label, dry_run=options.dry_run)
+        self.default_panel = sheet.panel or config.default_panel
+        self.backend = backend or open_backend(
+            sheet.source, sheet.worksheet, {**config.google, "columns": config.columns}
+        )
+        self.table: SheetTable | None = None
+        self.columns: dict[str, int] = {}
+        self.rows: list[SheetRow] = []
+        self.written_refs: set[str] = set()
+        self.written_requests: set[int] = set()
+        self._report_lock = threading.Lock()
+
+    def count(self, counter: str, notice: str | None = None) -> None:
+        """Add one to a report counter (and a notice); safe from the submitting threads."""
+        with self._report_lock:
+            setattr(self.report, counter, getattr(self.report, counter) + 1)
+            if notice:
+                self.report.notices.append(notice)
+
+    # -- read and reconcile --
+
+    def read(self) -> None:
+        self.table = self.backend.read()
+        self.columns = map_headers(self.table.headers, self.config.columns)
+        if "service" not in self.columns and "order_id" not in self.columns:
+            found = ", ".join(cell_text(h) for h in self.table.headers if cell_text(h)) or "none"
+            raise SheetError(
+                f"{self.backend.description}: row 1 has no 'service' column (headers found: {found}); "
+                "start from templates/orders.xlsx or add the columns service, link, quantity"
+            )
+        self.rows = rows_from_table(self.table, self.columns)
+
+    def reconcile(self) -> None:
+        """Bring the journal's knowledge into the rows before anything new is sent."""
+        journal_rows = self.journal.rows(self.sheet_key)
+        by_ref: dict[str, list[SheetRow]] = defaultdict(list)
+        for row in self.rows:
+            if row.ref:
+                by_ref[row.ref].append(row)
+
+        for ref, rows in by_ref.items():
+            entry = journal_rows.get(ref) or self.journal.get(ref)
+            if len(rows) > 1:
+                owner = next((r for r in rows if entry and r.order_id and r.order_id == entry.order_id), None)
+                for row in rows:
+                    if row is not owner and not row.order_id:
+                        self._mark(
+                            row,
+                            UNCERTAIN,
+                            f"ref {ref} is also in row {rows[0].number}: this row was "
+                            "copied; clear its ref cell to order it as a new row",
+                        )
+                        row.cells["ref"] = None  # keep it out of the rest of the pass
+                rows = [owner] if owner else []
+            for row in rows:
+                self._apply_journal(row, entry)
+
+        unmatched = [
+            entry
+            for entry in journal_rows.values()
+            if not entry.written
+            and entry.ref not in by_ref
+            and entry.state in (j.ACCEPTED, *j.UNRESOLVED_STATES)
+        ]
+        if unmatched:
+            self._rematch(unmatched)
+
+    def _apply_journal(self, row: SheetRow, entry: JournalRow | None) -> None:
+        if entry is None:
+            if not row.order_id and row.status.lower() != RETRY:
+                self._mark(
+                    row,
+                    UNCERTAIN,
+                    f"the journal has no record of ref {row.ref}: the order may exist. "
+                    "Check the panel; type retry in status to order this row",
+                )
+            return
+        if entry.state == j.ACCEPTED:
+            if not row.order_id and entry.order_id:
+                row.set("order_id", entry.order_id)
+                if row.status in ("", WAITING, UNCERTAIN, RETRY):
+                    row.set("status", "Pending")
+                row.set("error", None)
+                row.set("updated_at", utc_now())
+                self.report.recovered += 1
+            self.written_refs.add(entry.ref)
+        elif entry.state in j.UNRESOLVED_STATES:
+            if row.status.lower() == RETRY:
+                if not self.options.dry_run:
+                    self.journal.set_state(entry.ref, j.RELEASED)
+                row.set("status", None)
+                row.set("error", None)
+            else:
+                if entry.state == j.SENDING and not self.options.dry_run:
+                    self.journal.set_state(
+                        entry.ref, j.AMBIGUOUS, error="interrupted while waiting for the panel"
+                    )
+                self._mark_uncertain(row, entry.error or "interrupted while waiting for the panel", entry)
+        elif entry.state == j.REJECTED and row.status.lower() not in ("", WAITING.lower(), RETRY):
+            if row.status != REJECTED:
+                self._mark(row, REJECTED, entry.error or "")
+            self.written_refs.add(entry.ref)
+
+    def _rematch(self, entries: list[JournalRow]) -> None:
+        """Attach orders whose ref never reached the sheet to their rows, by content."""
+        candidates = [row for row in self.rows if not row.ref and not row.order_id and not is_blank(row)]
+        prints = {id(row): fingerprint(row) for row in candidates}
+        taken: set[int] = set()
+        for entry in sorted(entries, key=lambda e: e.created_at):
+            match = next(
+                (r for r in candidates if id(r) not in taken and prints[id(r)] == entry.fingerprint), None
+            )
+            if match is None:
+                same_target = [
+                    r
+                    for r in candidates
+                    if id(r) not in taken
+                    and r.text("service") == entry.service
+                    and (r.text("link") or None) == entry.link
+                    and (r.text("panel") or self.default_panel) == entry.panel
+                ]
+                match = same_target[0] if same_target else None
+                if match is not None:
+                    self.report.notices.append(
+                        f"row {match.number}: matched to the order sent from row {entry.row_number} "
+                        f"(ref {entry.ref}) although the row was edited since"
+                    )
+            if match is None:
+                what = f"order {entry.order_id}" if entry.order_id else "a possible order"
+                self.report.notices.append(
+                    f"{what} (ref {entry.ref}, service {entry.service}, link {entry.link}) was sent from "
+                    f"row {entry.row_number} but no such row is in the sheet any more"
+                )
+                continue
+            taken.add(id(match))
+            match.set("ref", entry.ref)
+            match.cells["ref"] = entry.ref
+            self._apply_journal(match, entry)
+
+    # -- validate, sequence, budget --
+
+    def plan(self, catalogs: Mapping[str, Mapping[str, Service]]) -> list[tuple[SheetRow, OrderRequest]]:
+        active_targets = self._active_targets()
+        planned: list[tuple[SheetRow, OrderRequest]] = []
+        for row in self.rows:
+            if not self._eligible(row):
+                continue
+            panel_name = row.text("panel") or self.default_panel
+            if panel_name in self.report.unreachable:
+                self.report.held_back += 1
+                continue
+            outcome = validate_row(row.number, _order_cells(row), catalogs, self.default_panel)
+            if isinstance(outcome, list):
+                self._mark(
+                    row, INVALID, "; ".join(p.message if p.row == row.number else str(p) for p in outcome)
+                )
+                self.report.invalid += 1
+                self.report.problems.extend(str(p) for p in outcome)
+                continue
+            earlier = active_targets.get(outcome.dedupe_key)
+            if earlier is not None:
+                self._mark(row, WAITING, f"waits for {earlier} on the same link and service")
+                self.report.waiting += 1
+                continue
+            active_targets[outcome.dedupe_key] = f"row {row.number}"
+            planned.append((row, outcome))
+        return self._within_budget(planned)
+
+    def _eligible(self, row: SheetRow) -> bool:
+        if row.order_id or is_blank(row):
+            return False
+        return row.status.lower() in ("", WAITING.lower(), RETRY)
+
+    def _active_targets(self) -> dict[tuple[str, str, str], str]:
+        """(panel, service, link) of the orders still running, from the sheet."""
+        active = {}
+        for row in self.rows:
+            if row.order_id and not is_final_order_status(row.status):
+                key = (row.text("panel") or self.default_panel, row.text("service"), row.text("link"))
+                active[key] = f"order {row.order_id} (row {row.number})"
+        return active
+
+    def _within_budget(
+        self, planned: list[tuple[SheetRow, OrderRequest]]
+    ) -> list[tuple[SheetRow, OrderRequest]]:
+        limit = self.options.max_spend if self.options.max_spend is not None else self.config.max_spend
+        spent = Decimal(0)
+        per_panel: dict[str, Decimal] = defaultdict(Decimal)
+        kept = []
+        for index, (row, request) in enumerate(planned):
+            if limit is not None and spent + request.estimated_cost > limit:
+                left = len(planned) - index
+                self.report.held_back += left
+                self.report.notices.append(
+                    f"max_spend {limit} reached: {left} row(s) from row {row.number} on "
+                    "are left for a later run"
+                )
+                break
+            balance = self.report.balances.get(request.panel)
+            if balance is not None and per_panel[request.panel] + request.estimated_cost > balance.balance:
+                self.report.held_back += 1
+                self.report.notices.append(
+                    f"row {row.number}: left for a later run, the balance of panel {request.panel!r} "
+                    f"({balance.balance} {balance.currency}) does not cover it"
+                )
+                continue
+            spent += request.estimated_cost
+            per_panel[request.panel] += request.estimated_cost
+            spend = self.report.spend.setdefault(request.panel, PanelSpend())
+            spend.estimated += request.estimated_cost
+            if balance is not None:
+                spend.currency = balance.currency
+            kept.append((row, request))
+        return kept
+
+    # -- submit --
+
+    def submit(self, planned: list[tuple[SheetRow, OrderRequest]]) -> None:
+        by_panel: dict[str, list[tuple[SheetRow, OrderRequest]]] = defaultdict(list)
+        for item in planned:
+            by_panel[item[1].panel].append(item)
+        total = len(planned)
+        done = 0
+        progress_lock = threading.Lock()
+
+        def tick() -> None:
+            nonlocal done
+            with progress_lock:
+                done += 1
+                if self.options.on_progress:
+                    self.options.on_progress(done, total)
+
+        def submit_panel(panel_name: str) -> None:
+            client = self.panels.client(panel_name)
+            stop = threading.Event()
+            workers = self.config.panel(panel_name).concurrency
+
+            def place(item: tuple[SheetRow, OrderRequest]) -> None:
+                try:
+                    if not stop.is_set():
+                        self._place(client, item[0], item[1], stop)
+                    else:
+                        self.count("held_back")
+                finally:
+                    tick()
+
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"add-{panel_name}") as pool:
+                list(pool.map(place, by_panel[panel_name]))
+
+        if self.options.on_progress:
+            self.options.on_progress(0, total)
+        with ThreadPoolExecutor(max_workers=max(1, len(by_panel))) as pool:
+            list(pool.map(submit_panel, list(by_panel)))
+
+    def _place(
+        self, client: PanelClient, row: SheetRow, request: OrderRequest, stop: threading.Event
+    ) -> None:
+        ref = row.ref or new_ref()
+        self.journal.begin_add(
+            ref=ref,
+            sheet=self.sheet_key,
+            fingerprint=fingerprint(row),
+            panel=request.panel,
+            service=request.service.id,
+            link=str(request.fields.get("link")) if request.fields.get("link") else None,
+            row_number=row.number,
+            estimated_cost=str(request.estimated_cost),
+        )
+        row.set("ref", ref)
+        try:
+            order_id = client.add(request.service.id, request.fields)
+        except AmbiguousOrder as error:
+            self.journal.finish_add(ref, j.AMBIGUOUS, error=error.message)
+            self._mark_uncertain(row, error.message, self.journal.get(ref))
+            return
+        except NotEnoughFunds as error:
+            self.journal.finish_add(ref, j.NOT_SENT, error=error.message)
+            first = not stop.is_set()
+            stop.set()
+            self.count(
+                "held_back",
+                f"panel {request.panel!r} answered {error.message!r}: stopped ordering from it; "
+                "the remaining rows are left for the next run"
+                if first
+                else None,
+            )
+            return
+        except ActiveOrderExists as error:
+            self.journal.finish_add(ref, j.NOT_SENT, error=error.message)
+            self._mark(
+                row, WAITING, f"the panel has an active order on this link and service ({error.message})"
+            )
+            self.count("waiting")
+            return
+        except PanelRefused as error:
+            self.journal.finish_add(ref, j.REJECTED, error=error.message)
+            self._mark(row, REJECTED, error.message)
+            self.count("rejected")
+            with self._report_lock:
+                self.report.problems.append(f"row {row.number}: the panel refused: {error.message}")
+            return
+        except PanelUnavailable as error:
+            # Raised for an add only when the request surely did not reach the panel.
+            self.journal.finish_add(ref, j.NOT_SENT, error=error.message)
+            with self._report_lock:
+                self.report.unreachable.setdefault(request.panel, str(error))
+            stop.set()
+            self.count("held_back")
+            return
+        self.journal.finish_add(ref, j.ACCEPTED, order_id=order_id)
+        self.written_refs.add(ref)
+        row.set("order_id", order_id)
+        row.set("status", "Pending")
+        row.set("error", None)
+        row.set("updated_at", utc_now())
+        self.count("ordered")
+
+    # -- refills and cancels typed in the sheet --
+
+    def handle_actions(self, catalogs: Mapping[str, Mapping[str, Service]]) -> None:
+        pending = {
+            (r.panel, r.order_id, r.action): r
+            for r in self.journal.requests(self.sheet_key)
+            if r.state != j.NOT_SENT
+        }
+        requested: dict[tuple[str, str], list[SheetRow]] = defaultdict(list)
+        by_order = {row.order_id: row for row in self.rows if row.order_id}
+        for request in pending.values():
+            row = by_order.get(request.order_id)
+            if row is not None:
+                self._apply_request(row, request)
+        for row in self.rows:
+            action = row.text(ACTION_COLUMN).lower()
+            if not action:
+                continue
+            if action not in ("refill", "cancel"):
+                if action.split(" ")[0] not in (
+                    "refill",
+                    "cancel",
+                ):  # "refill sent" etc. are the tool's marks
+                    self._action_error(
+                        row, f"action: {row.text(ACTION_COLUMN)!r} is not an action; type refill or cancel"
+                    )
+                continue
+            if not row.order_id:
+                self._action_error(row, f"action: {action} needs an order_id in this row")
+                continue
+            panel_name = row.text("panel") or self.default_panel
+            if (panel_name, row.order_id, action) in pending:
+                continue  # sent by an earlier, interrupted pass: never twice
+            service = catalogs.get(panel_name, {}).get(row.text("service"))
+            if service is not None and not getattr(service, action):
+                self._action_error(
+                    row,
+                    f'service {service.id} "{service.name}" does not allow {action} '
+                    "(the panel's catalog says so)",
+                )
+                continue
+            requested[(panel_name, action)].append(row)
+        for (panel_name, action), rows in requested.items():
+            if panel_name in self.report.unreachable:
+                continue
+            self._send_requests(panel_name, action, rows)
+
+    def _send_requests(self, panel_name: str, action: str, rows: list[SheetRow]) -> None:
+        client = self.panels.client(panel_name)
+        for start in range(0, len(rows), 100):
+            batch = rows[start : start + 100]
+            ids = {
+                row.order_id: self.journal.begin_request(
+                    sheet=self.sheet_key,
+                    ref=row.ref or None,
+                    panel=panel_name,
+                    order_id=row.order_id,
+                    action=action,
+                )
+                for row in batch
+            }
+            try:
+                results = client.refills(list(ids)) if action == "refill" else client.cancel(list(ids))
+            except AmbiguousOrder as error:
+                for row in batch:
+                    self.journal.finish_request(ids[row.order_id], j.AMBIGUOUS, error=error.message)
+                    self._action_error(
+                        row,
+                        f"{action} may have been sent (no clear answer: {error.message}); "
+                        f"check the panel before typing {action} again",
+                    )
+                continue
+            except PanelError as error:
+                for row in batch:
+                    state = j.REJECTED if isinstance(error, PanelRefused) else j.NOT_SENT
+                    self.journal.finish_request(ids[row.order_id], state, error=error.message)
+                    if state == j.REJECTED:
+                        self._action_error(row, f"{action}: {error.message}")
+                if isinstance(error, PanelUnavailable):
+                    self.report.unreachable.setdefault(panel_name, str(error))
+                    return
+                continue
+            for row in batch:
+                result = results.get(row.order_id, ItemError(row.order_id, "no answer for this order"))
+                request_id = ids[row.order_id]
+                if isinstance(result, ItemError):
+                    self.journal.finish_request(request_id, j.REJECTED, error=result.message)
+                elif action == "refill":
+                    self.journal.finish_request(request_id, j.ACCEPTED, result=str(result))
+                else:
+                    self.journal.finish_request(request_id, j.ACCEPTED, result="1" if result else "0")
+            for request in self.journal.requests(self.sheet_key):
+                if request.id in ids.values():
+                    self._apply_request(next(r for r in batch if r.order_id == request.order_id), request)
+
+    def _apply_request(self, row: SheetRow, request: j.JournalRequest) -> None:
+        self.written_requests.add(request.id)
+        if request.state == j.ACCEPTED:
+            if request.action == "refill":
+                row.set("refill_id", request.result)
+                row.set("refill_status", "Pending")
+                self.report.refills += 1
+            else:
+                row.set("status", "Cancel requested")
+                self.report.cancels += 1
+            row.set(ACTION_COLUMN, f"{request.action} sent")
+            row.set("error", None)
+        elif request.state == j.REJECTED:
+            row.set(ACTION_COLUMN, f"{request.action} refused")
+            self._action_error(row, f"{request.action}: {request.error}")
+        elif request.state in j.UNRESOLVED_STATES:
+            row.set(ACTION_COLUMN, f"{request.action} uncertain")
+            self._action_error(
+                row,
+                f"{request.action} may have been sent (interrupted); check the panel before typing it again",
+            )
+        elif request.state == j.NOT_SENT:
+            self.written_requests.discard(request.id)
+        row.set("updated_at", utc_now())
+
+    def _action_error(self, row: SheetRow, message: str) -> None:
+        row.set("error", message)
+        row.set("updated_at", utc_now())
+        self.report.action_errors += 1
+        self.report.problems.append(f"row {row.number}, {message}")
+
+    # -- refresh --
+
+    def refresh(self) -> None:
+        open_orders: dict[str, list[SheetRow]] = defaultdict(list)
+        open_refills: dict[str, list[SheetRow]] = defaultdict(list)
+        for row in self.rows:
+            panel_name = row.text("panel") or self.default_panel
+            if panel_name not in self.config.panels or panel_name in self.report.unreachable:
+                continue
+            if row.order_id and not is_final_order_status(row.status):
+                open_orders[panel_name].append(row)
+            if row.text("refill_id") and not is_final_refill_status(row.text("refill_status")):
+                open_refills[panel_name].append(row)
+
+        def refresh_panel(panel_name: str) -> None:
+            client = self.panels.client(panel_name)
+            rows = open_orders.get(panel_name, [])
+            if rows:
+                answers = client.statuses([row.order_id for row in rows])
+                for row in rows:
+                    self._apply_status(row, answers.get(row.order_id))
+            refill_rows = open_refills.get(panel_name, [])
+            if refill_rows:
+                refill_answers = client.refill_statuses([row.text("refill_id") for row in refill_rows])
+                for row in refill_rows:
+                    answer = refill_answers.get(row.text("refill_id"))
+                    if isinstance(answer, ItemError):
+                        row.set("error", f"refill {answer.id}: {answer.message}")
+                    elif answer is not None and answer.status != row.text("refill_status"):
+                        row.set("refill_status", answer.status)
+                        row.set("updated_at", utc_now())
+
+        results = self.panels.each(set(open_orders) | set(open_refills), refresh_panel)
+        for panel_name, result in results.items():
+            if isinstance(result, PanelError):
+                self._panel_failed(panel_name, result)
+
+    def _apply_status(self, row: SheetRow, answer: Any) -> None:
+        if isinstance(answer, ItemError):
+            row.set("error", f"order {row.order_id}: {answer.message}")
+            return
+        if answer is None:
+            return
+        before = {name: row.text(name) for name in ("status", "charge", "start_count", "remains", "currency")}
+        row.set("status", answer.status)
+        row.set("charge", answer.charge)
+        row.set("start_count", answer.start_count)
+        row.set("remains", answer.remains)
+        row.set("currency", answer.currency)
+        after = {name: row.text(name) for name in before}
+        if after != before:
+            row.set("updated_at", utc_now())
+            if row.text("error").startswith(f"order {row.order_id}:"):
+                row.set("error", None)
+        self.report.refreshed += 1
+        if (
+            row.ref
+            and row.ref in self.written_refs
+            and "order_id" in row.changes
+            and answer.charge is not None
+        ):
+            panel_name = row.text("panel") or self.default_panel
+            spend = self.report.spend.setdefault(panel_name, PanelSpend())
+            spend.actual += answer.charge
+            spend.currency = answer.currency or spend.currency
+
+    # -- write back --
+
+    def write_back(self) -> None:
+        changed = [row for row in self.rows if row.changes]
+        if not changed:
+            self._journal_written()
+            return
+        assert self.table is not None
+        headers = list(self.table.headers)
+        columns = dict(self.columns)
+        needed = set(CORE_OUTPUT_COLUMNS) | {name for row in changed for name in row.changes}
+        new_header_cells = []
+        for name in (*OUTPUT_COLUMNS, ACTION_COLUMN):
+            if name in needed and name not in columns:
+                columns[name] = len(headers)
+                headers.append(name)
+                new_header_cells.append(CellWrite(1, columns[name] + 1, name))
+
+        targets: dict[int, int] = {row.number: row.number for row in changed}
+        if self.backend.changed_since_read():
+            targets = self._relocate(changed)
+        cells = list(new_header_cells)
+        for row in changed:
+            target = targets.get(row.number)
+            if target is None:
+                self.report.notices.append(
+                    f"row {row.number} was not found again after the sheet was edited during the pass; "
+                    "its results will be written by the next pass"
+                )
+                continue
+            for name, value in row.changes.items():
+                cells.append(CellWrite(target, columns[name] + 1, value))
+        self.backend.write(cells)
+        self._journal_written()
+
+    def _relocate(self, changed: list[SheetRow]) -> dict[int, int]:
+        """Where each changed row is now, after someone edited the sheet during the pass."""
+        fresh = self.backend.read()
+        fresh_columns = map_headers(fresh.headers, self.config.columns)
+        if fresh_columns != self.columns:
+            raise SheetError(
+                f"{self.backend.description}: the header row changed during the pass; nothing was written, "
+                "the journal keeps every result for the next pass"
+            )
+        fresh_rows = rows_from_table(fresh, fresh_columns)
+        by_ref = {row.ref: row.number for row in fresh_rows if row.ref}
+        by_content: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        for row in fresh_rows:
+            by_content[_content_key(row.raw)].append(row.number)
+        targets = {}
+        for row in changed:
+            ref = cell_text(row.cells.get("ref"))
+            if ref and ref in by_ref:
+                targets[row.number] = by_ref[ref]
+                continue
+            numbers = by_content.get(_content_key(row.raw))
+            if numbers:
+                targets[row.number] = numbers.pop(0)
+        return targets
+
+    def _journal_written(self) -> None:
+        if self.written_refs:
+            self.journal.mark_written(self.written_refs)
+        if self.written_requests:
+            self.journal.mark_requests_written(self.written_requests)
+
+    # -- helpers --
+
+    def _mark(self, row: SheetRow, status: str, error: str) -> None:
+        row.set("status", status)
+        row.set("error", error)
+        row.set("updated_at", utc_now())
+
+    def _mark_uncertain(self, row: SheetRow, detail: str, entry: JournalRow | None) -> None:
+        if row.status != UNCERTAIN:
+            self.count("uncertain")
+        when = f" at {entry.updated_at}" if entry else ""
+        self._mark(
+            row,
+            UNCERTAIN,
+            f"the panel may have created this order{when} ({detail}). Check the panel's order list for this "
+            "link and service: if the order is there, type its ID in order_id; if not, type retry in status "
+            "to send it again",
+        )
+
+    def _panel_failed(self, panel_name: str, error: PanelError) -> None:
+        if isinstance(error, PanelUnavailable):
+            self.report.unreachable.setdefault(panel_name, str(error))
+        else:
+            self.report.problems.append(str(error))
+
+
+def is_blank(row: SheetRow) -> bool:
+    return (
+        is_blank_row({name: row.cells.get(name) for name in INPUT_COLUMNS})
+        and not row.order_id
+        and not row.ref
+    )
+
+
+def _order_cells(row: SheetRow) -> dict[str, Cell]:
+    return {name: row.cells.get(name) for name in INPUT_COLUMNS}
+
+
+def _content_key(raw: list[Cell]) -> tuple[str, ...]:
+    values = [cell_text(v) for v in raw]
+    while values and not values[-1]:
+        values.pop()
+    return tuple(values)
+
+
+def run_pass(
+    config: Config,
+    sheet: SheetConfig,
+    journal: Journal,
+    panels: Panels,
+    options: PassOptions | None = None,
+    backend: SheetBackend | None = None,
+) -> PassReport:
+    """One pass over one sheet. Panel failures are reported; sheet failures raise SheetError."""
+    work = SheetPass(config, sheet, journal, panels, options or PassOptions(), backend)
+    try:
+        work.read()
+        work.reconcile()
+        needed = {row.text("panel") or work.default_panel for row in work.rows if work._eligible(row)}
+        needed |= {row.text("panel") or work.default_panel for row in work.rows if row.text(ACTION_COLUMN)}
+        unknown = {name for name in needed if name not in config.panels}
+        catalogs = _load_catalogs(work, needed - unknown)
+        planned = work.plan(catalogs)
+        if work.options.dry_run:
+            work.report.would_order = [request for _, request in planned]
+            return work.report
+        work.submit(planned)
+        work.handle_actions(catalogs)
+        work.refresh()
+        work.write_back()
+    finally:
+        work.backend.close()
+    return work.report
+
+
+def _load_catalogs(work: SheetPass, names: set[str]) -> dict[str, dict[str, Service]]:
+    def load(name: str) -> tuple[dict[str, Service], Balance]:
+        client = work.panels.client(name)
+        return {service.id: service for service in client.services()}, client.balance()
+
+    catalogs: dict[str, dict[str, Service]] = {}
+    for name, result in work.panels.each(sorted(names), load).items():
+        if isinstance(result, PanelError):
+            work._panel_failed(name, result)
+            continue
+        catalogs[name], work.report.balances[name] = result
+    return catalogs
