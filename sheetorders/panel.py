@@ -7,6 +7,7 @@ The API key is sent only in the POST body and never appears in a message, a log 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import random
@@ -117,6 +118,13 @@ class _RateLimiter:
             self._sleep(slot - now)
 
 
+@functools.cache
+def _ssl_context() -> Any:
+    """One TLS context for every client: building one loads the CA bundle, which is slow."""
+    create = getattr(httpx, "create_ssl_context", None)
+    return create() if create is not None else True
+
+
 class _BadShape(Exception):
     """A reply that is JSON but not of the shape the action returns."""
 
@@ -166,6 +174,7 @@ class PanelClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             transport=transport,
+            verify=_ssl_context(),
         )
 
     def __repr__(self) -> str:

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = [
     "FAULT_KINDS",
     "SERVICE_TYPES",
+    "CannedReply",
     "Faults",
     "Ledger",
     "LedgerOrder",
@@ -172,7 +173,7 @@ def default_catalog() -> list[dict[str, Any]]:
 
 # --- faults -------------------------------------------------------------------
 
-FAULT_KINDS = ("5xx", "html", "429", "drop", "empty", "redirect")
+FAULT_KINDS = ("5xx", "html", "429", "drop", "empty", "redirect", "ok")
 _KIND_ALIASES = {
     "error_5xx": "5xx",
     "500": "5xx",
@@ -184,14 +185,29 @@ _KIND_ALIASES = {
 }
 
 
+@dataclass(frozen=True)
+class CannedReply:
+    """A reply sent as is instead of the panel's answer (see `Faults.queue_reply`)."""
+
+    body: Any
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class Faults:
     """Faults to inject; change the fields at any time, even while the server runs.
 
     Probabilities apply per request (only to `actions` when that is set); `drop_after_create`
     applies to `add` only: the order is created, then the connection is closed unanswered.
-    `queue(kind, count)` makes the next `count` matching requests fail that way, whatever
-    the probabilities: kinds are "5xx", "html", "429", "drop", "empty", "redirect".
+
+    Deterministic faults: `queue(kind, count)` makes the next `count` matching requests fail
+    that way, whatever the probabilities. Kinds: "5xx" (a 502 HTML page, not processed), "html"
+    (HTTP 200 HTML page, not processed), "429" (with Retry-After, not processed), "empty"
+    (HTTP 200, empty body, not processed), "drop" (processed, then the connection is closed
+    unanswered), "redirect" (a 307 to the API URL, not processed) and "ok" (no fault: lets
+    one request through, to aim the next queued fault at a later request). `queue_reply`
+    sends a given body instead of the panel's answer. Queued entries are used in order.
     """
 
     error_5xx: float = 0.0
@@ -211,8 +227,28 @@ class Faults:
         kind = _KIND_ALIASES.get(kind, kind)
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        self._push(kind, count, actions)
+
+    def queue_reply(
+        self,
+        body: Any,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        count: int = 1,
+        actions: Iterable[str] | None = None,
+    ) -> None:
+        """Answer the next `count` matching requests with `body` (JSON-encoded unless str/bytes).
+
+        The request is not processed. For odd reply shapes and error strings the panel never says.
+        """
+        self._push(CannedReply(body, status, tuple((headers or {}).items())), count, actions)
+
+    def _push(self, fault: str | CannedReply, count: int, actions: Iterable[str] | None) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
         with self._lock:
-            self._queued.append([kind, count, frozenset(actions) if actions is not None else None])
+            self._queued.append([fault, count, frozenset(actions) if actions is not None else None])
 
     @property
     def pending(self) -> int:
@@ -228,16 +264,16 @@ class Faults:
             self.drop_after_create = self.empty_body = self.latency = 0.0
             self.actions = None
 
-    def draw(self, action: str, rng: random.Random) -> str | None:
+    def draw(self, action: str, rng: random.Random) -> str | CannedReply | None:
         """The fault for this request, if any (used by the server)."""
         with self._lock:
             for entry in self._queued:
-                kind, count, actions = entry
-                if count > 0 and (actions is None or action in actions):
+                fault, _count, actions = entry
+                if actions is None or action in actions:
                     entry[1] -= 1
                     if entry[1] <= 0:
                         self._queued.remove(entry)
-                    return kind
+                    return None if fault == "ok" else fault
             if self.actions is not None and action not in self.actions:
                 return None
             chances = (
@@ -314,6 +350,7 @@ class Ledger:
         self.calls: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.connections = 0  # TCP connections accepted: shows keep-alive at work
         self.last_request: RequestRecord | None = None
 
 
@@ -371,7 +408,7 @@ class PanelServer:
         self._httpd = _HTTPServer((self.host, self._requested_port), _Handler)
         self._httpd.panel = self
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="panel-server", daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="panel-server", daemon=True
         )
         self._thread.start()
         return self
@@ -435,7 +472,7 @@ class PanelServer:
 
     # --- request handling (called by the HTTP handler) ---
 
-    def draw_fault(self, action: str) -> str | None:
+    def draw_fault(self, action: str) -> str | CannedReply | None:
         with self._rng_lock:
             return self.faults.draw(action, self._rng)
 
@@ -598,7 +635,9 @@ class PanelServer:
                 order = self.ledger.orders.get(oid)
                 reply[oid] = self._status_obj(order) if order else self._item_error(ERR_ORDER)
             return 200, reply
-        order = self.ledger.orders.get(form.get("order", "").strip())
+        if not form.get("order", "").strip():
+            return self._error(ERR_REQUEST)
+        order = self.ledger.orders.get(form["order"].strip())
         if order is None:
             return self._error(ERR_ORDER)
         return 200, self._status_obj(order)
@@ -647,7 +686,9 @@ class PanelServer:
                 status = refill.status if refill else self._item_error(ERR_REFILL_NOT_FOUND)
                 items.append({"refill": self._id_out(rid), "status": status})
             return 200, items
-        refill = self.ledger.refills.get(form.get("refill", "").strip())
+        if not form.get("refill", "").strip():
+            return self._error(ERR_REQUEST)
+        refill = self.ledger.refills.get(form["refill"].strip())
         if refill is None:
             return self._error(ERR_REFILL_NOT_FOUND)
         return 200, {"status": refill.status}
@@ -762,6 +803,8 @@ class _HTTPServer(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
             self._connections.add(request)
+        with self.panel.ledger.lock:
+            self.panel.ledger.connections += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -824,7 +867,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": "Not found"})
             return
         kind = panel.draw_fault(action)
-        if kind == "redirect":
+        if isinstance(kind, CannedReply):
+            body = kind.body
+            if isinstance(body, str):
+                body = body.encode()
+            if isinstance(body, bytes):
+                ctype = "text/html; charset=utf-8" if body.lstrip().startswith(b"<") else "application/json"
+                self._send(kind.status, body, ctype, dict(kind.headers))
+            else:
+                self._send_json(kind.status, body, extra=dict(kind.headers))
+        elif kind == "redirect":
             self._send(307, b"", "text/plain", {"Location": panel.url})
         elif kind == "5xx":
             body = b"<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>"
