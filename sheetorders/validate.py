@@ -110,12 +110,11 @@ class OrderRequest:
     def dedupe_key(self) -> tuple[str, str, str]:
         """Rows sharing this key go one at a time: a panel runs one order per link and service.
 
-        The link is compared loosely (no scheme, lower-case host without `www.`, no trailing
-        slash): two spellings of one page then wait for each other, which is only slower.
-        Subscriptions have no link; their username (lower-cased) stands in for it.
+        The link is the one sent, exactly (stripped), so the key matches one built from the
+        sheet's link text. Subscriptions have no link; their username stands in for it.
         """
         target = self.fields.get("link", self.fields.get("username", ""))
-        return (self.panel, self.service.id, _loose_link(str(target)))
+        return (self.panel, self.service.id, str(target))
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -155,15 +154,6 @@ def show(value: object) -> str:
 
 def _describe(service: Service) -> str:
     return f"service {service.id} {show(service.name)}"
-
-
-def _loose_link(link: str) -> str:
-    parts = urlsplit(link.strip())
-    host = parts.netloc.lower().removeprefix("www.")
-    if not host:
-        return link.strip().lower()
-    rest = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
-    return host + rest
 
 
 def is_http_url(value: object) -> bool:
