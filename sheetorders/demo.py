@@ -21,7 +21,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "Default": {"link": "https://instagram.com/p/demo-post-1", "quantity": 500},
     "Package": {"link": "https://instagram.com/demo.account"},
     "SEO": {"link": "https://example.com/landing", "quantity": 1000, "keywords": "smm panel\nbulk orders"},
-    "Custom Comments": {"link": "https://instagram.com/p/demo-post-2", "comments": "Love it!\nSo good\nWow"},
+    "Custom Comments": {
+        "link": "https://instagram.com/p/demo-post-2",
+        "comments": "Love it!\nSo good\nWow\nWhere is this?\nGreat colours",
+    },
     "Custom Comments Package": {
         "link": "https://instagram.com/p/demo-post-3",
         "comments": "Great\nNice shot",
@@ -33,7 +36,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "usernames": "alice\nbob",
         "hashtags": "#summer\n#sale",
     },
-    "Mentions Custom List": {"link": "https://instagram.com/p/demo-post-6", "usernames": "carol\ndave\nerin"},
+    "Mentions Custom List": {
+        "link": "https://instagram.com/p/demo-post-6",
+        "usernames": "\n".join(f"fan_{n}" for n in range(1, 13)),
+    },
     "Mentions Hashtag": {"link": "https://instagram.com/p/demo-post-7", "quantity": 100, "hashtag": "#sale"},
     "Mentions User Followers": {
         "link": "https://instagram.com/p/demo-post-8",

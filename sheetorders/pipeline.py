@@ -37,7 +37,7 @@ from sheetorders.journal import Journal, JournalRow, new_ref, utc_now
 from sheetorders.models import Balance, ItemError, Service, is_final_order_status, is_final_refill_status
 from sheetorders.panel import PanelClient
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, open_backend
-from sheetorders.validate import OrderRequest, is_blank_row, validate_row
+from sheetorders.validate import OrderRequest, is_blank_row, parse_whole_number, validate_row
 
 log = logging.getLogger("sheetorders.pipeline")
 
@@ -432,9 +432,7 @@ class SheetPass:
                 continue
             outcome = validate_row(row.number, _order_cells(row), catalogs, self.default_panel)
             if isinstance(outcome, list):
-                self._mark(
-                    row, INVALID, "; ".join(p.message if p.row == row.number else str(p) for p in outcome)
-                )
+                self._mark(row, INVALID, "; ".join(f"{p.column}: {p.message}" for p in outcome))
                 self.report.invalid += 1
                 self.report.problems.extend(str(p) for p in outcome)
                 continue
@@ -457,8 +455,15 @@ class SheetPass:
         active = {}
         for row in self.rows:
             if row.order_id and not is_final_order_status(row.status):
-                key = (row.text("panel") or self.default_panel, row.text("service"), row.text("link"))
-                active[key] = f"order {row.order_id} (row {row.number})"
+                service = row.text("service")
+                try:
+                    service = str(parse_whole_number(service))
+                except ValueError:
+                    pass
+                target = row.text("link") or row.text("username")
+                active[(row.text("panel") or self.default_panel, service, target)] = (
+                    f"order {row.order_id} (row {row.number})"
+                )
         return active
 
     def _within_budget(
