@@ -1,0 +1,3 @@
+from sheetorders.cli import main
+
+main()
