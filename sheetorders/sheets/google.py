@@ -1,0 +1,702 @@
+"""Google Sheets backend: gspread's HTTP client + google-auth credentials, few API calls.
+
+A pass costs one `values:batchGet` to read the tab, one to check for edits before writing,
+and one `values:batchUpdate` for all the written cells (plus the token exchange, once an
+hour). Spreadsheet metadata is fetched only when it is needed: no tab named (to find the
+first one), a missing tab (to list the tabs in the error), or a write past the grid.
+
+Options (the config's `google:` section):
+
+- `credentials`: path to a service-account JSON key file (default: $GOOGLE_APPLICATION_CREDENTIALS).
+- `oauth`: true, or `{client_secrets: path, authorized_user: path}`, to sign in as a person
+  through gspread's OAuth flow instead of a service account.
+- `api_endpoint`: base URL of the Sheets API instead of https://sheets.googleapis.com
+  (a proxy, or a fake in tests); also $SHEETORDERS_GOOGLE_API_ENDPOINT.
+- `token_uri`: OAuth2 token endpoint instead of the one in the key file.
+- `timeout`: seconds per HTTP request (default 30).
+- `max_attempts`: tries per request on 429/5xx/connection errors (default 5).
+- `max_wait`: longest wait between two tries, in seconds (default 60).
+- `sleep`: the function that waits between tries (tests pass a recorder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import google.auth.exceptions
+import gspread
+import requests
+import tenacity
+from google.auth.transport.requests import AuthorizedSession
+from google.auth.transport.requests import Request as AuthRequest
+from gspread.exceptions import APIError
+from gspread.http_client import HTTPClient
+from gspread.utils import convert_credentials
+
+from sheetorders.errors import SheetError
+from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
+
+SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
+GOOGLE_API = "https://sheets.googleapis.com"
+ENDPOINT_ENV = "SHEETORDERS_GOOGLE_API_ENDPOINT"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_ATTEMPTS = 5
+DEFAULT_MAX_WAIT = 60.0
+MAX_BODY_BYTES = 8_000_000
+FRESH_FOR = 30.0  # seconds a table read by changed_since_read may stand in for the next read()
+
+_URL = re.compile(r"^https?://docs\.google\.com/spreadsheets/(?:u/\d+/)?d/([A-Za-z0-9_-]+)")
+_KEY = re.compile(r"^[A-Za-z0-9_-]{30,}$")
+_GID = re.compile(r"[#?&]gid=(\d+)")
+
+
+def spreadsheet_key(source: str) -> str | None:
+    """The spreadsheet key in a Google Sheets URL or a bare key; None for anything else."""
+    source = source.strip()
+    match = _URL.match(source)
+    if match:
+        return match.group(1)
+    if _KEY.match(source) and not os.path.exists(source):
+        return source
+    return None
+
+
+def column_letter(column: int) -> str:
+    """1 -> A, 27 -> AA."""
+    letters = ""
+    while column > 0:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def quote_tab(title: str) -> str:
+    """A tab title as the start of an A1 range: `'It''s'`."""
+    return "'" + title.replace("'", "''") + "'"
+
+
+# --- HTTP -----------------------------------------------------------------------
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """Seconds from a 429/503 answer's Retry-After header (delta-seconds or HTTP date)."""
+    if not isinstance(error, APIError):
+        return None
+    value = error.response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _status(error: APIError) -> int:
+    # gspread sets code -1 when the error body was not JSON (a proxy's HTML page, say).
+    return error.code if error.code > 0 else error.response.status_code
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, APIError):
+        return _status(error) in RETRY_STATUSES
+    return isinstance(
+        error,
+        (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            google.auth.exceptions.TransportError,
+        ),
+    )
+
+
+_GOOGLE_AUTH_HOSTS = ("https://iamcredentials.googleapis.com", "https://iamcredentials.mtls.googleapis.com")
+
+
+def _rerouted(url: str, endpoint: str, prefixes: tuple[str, ...]) -> str:
+    for prefix in prefixes:
+        if url.startswith(prefix):
+            return endpoint + url[len(prefix) :]
+    return url
+
+
+class _RoutedSession(requests.Session):
+    """The session google-auth uses for its own calls, when the API endpoint is overridden.
+
+    Besides the token exchange (which goes to `token_uri`), google-auth looks up the service
+    account's "regional access boundary" on iamcredentials.googleapis.com in the background;
+    send that to the endpoint as well, so nothing reaches Google behind a proxy or a test fake.
+    """
+
+    # google-auth deep-copies the session for its background lookup; requests copies only these.
+    __attrs__: ClassVar[list[str]] = [*requests.Session.__attrs__, "endpoint"]
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__()
+        self.endpoint = endpoint
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        if isinstance(url, str):
+            url = _rerouted(url, self.endpoint, _GOOGLE_AUTH_HOSTS)
+        return super().request(method, url, *args, **kwargs)
+
+
+class RetryingHTTPClient(HTTPClient):
+    """gspread's HTTPClient, sent to `endpoint`, with a timeout and bounded retries.
+
+    Retries 429 (waiting at least its Retry-After), 500/502/503/504 and connection errors,
+    with exponential backoff and jitter; gives up after `attempts` tries, or at once when
+    Retry-After asks for more than `max_wait`. Every request the Sheets API gets is
+    idempotent here (reads, and writes of fixed values to fixed cells), so retrying is safe.
+    """
+
+    def __init__(
+        self,
+        auth: Any,
+        session: requests.Session | None = None,
+        *,
+        endpoint: str = GOOGLE_API,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempts: int = DEFAULT_ATTEMPTS,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        endpoint = endpoint.rstrip("/")
+        if session is None and endpoint != GOOGLE_API:
+            credentials = convert_credentials(auth)
+            session = AuthorizedSession(credentials, auth_request=AuthRequest(_RoutedSession(endpoint)))
+            super().__init__(auth, session)
+            self.auth = credentials  # gspread sets it only when it builds the session itself
+        else:
+            super().__init__(auth, session)
+        self.endpoint = endpoint
+        self.attempts = max(1, attempts)
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.last_attempts = 0  # tries the last request took
+        self.set_timeout(timeout)
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        backoff = tenacity.wait_exponential_jitter(initial=1, max=self.max_wait, jitter=1)(state)
+        error = state.outcome.exception() if state.outcome else None
+        after = _retry_after(error) if error is not None else None
+        return backoff if after is None else max(after, min(backoff, self.max_wait))
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= self.attempts:
+            return True
+        error = state.outcome.exception() if state.outcome else None
+        after = _retry_after(error) if error is not None else None
+        return after is not None and after > self.max_wait
+
+    def request(
+        self,
+        method: str,
+        endpoint: str,
+        params: Any = None,
+        data: bytes | None = None,
+        json: Mapping[str, Any] | None = None,
+        files: Any = None,
+        headers: Any = None,
+    ) -> requests.Response:
+        endpoint = _rerouted(endpoint, self.endpoint, (GOOGLE_API,))
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            stop=self._stop,
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(
+                super().request,
+                method,
+                endpoint,
+                params=params,
+                data=data,
+                json=json,
+                files=files,
+                headers=headers,
+            )
+        finally:
+            self.last_attempts = int(retrying.statistics.get("attempt_number", 1))
+
+
+# --- values ------------------------------------------------------------------------
+
+
+def _to_json(value: Cell) -> Any:
+    """A cell value as JSON for valueInputOption RAW (None clears the cell)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        value = float(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN or infinity
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _from_json(value: Any) -> Cell:
+    return None if value == "" else value
+
+
+def _table(values: list[list[Any]]) -> SheetTable:
+    rows = [[_from_json(v) for v in row] for row in values]
+    return SheetTable(headers=rows[0] if rows else [], rows=rows[1:])
+
+
+def _normalized(table: SheetTable) -> list[list[Cell]]:
+    rows = []
+    for row in [table.headers, *table.rows]:
+        end = len(row)
+        while end and row[end - 1] is None:
+            end -= 1
+        rows.append(list(row[:end]))
+    while rows and not rows[-1]:
+        rows.pop()
+    return rows
+
+
+def _copy(table: SheetTable) -> SheetTable:
+    return SheetTable(headers=list(table.headers), rows=[list(r) for r in table.rows])
+
+
+@dataclass
+class _Block:
+    """A rectangle of written cells: rows row0.. and columns col0.. ."""
+
+    row0: int
+    col0: int
+    values: list[list[Any]]
+
+    def a1(self) -> str:
+        row1 = self.row0 + len(self.values) - 1
+        col1 = self.col0 + len(self.values[0]) - 1
+        start = f"{column_letter(self.col0)}{self.row0}"
+        return start if (row1, col1) == (self.row0, self.col0) else f"{start}:{column_letter(col1)}{row1}"
+
+
+def _blocks(cells: list[CellWrite]) -> list[_Block]:
+    """Runs of adjacent cells of a row, stacked when consecutive rows have the same run."""
+    by_row: dict[int, dict[int, Any]] = {}
+    for cell in cells:
+        if cell.row < 1 or cell.column < 1:
+            raise SheetError(
+                f"cannot write row {cell.row}, column {cell.column}: rows and columns start at 1"
+            )
+        by_row.setdefault(cell.row, {})[cell.column] = _to_json(cell.value)
+    runs: list[tuple[int, int, list[Any]]] = []
+    for row, columns in by_row.items():
+        ordered = sorted(columns)
+        start = ordered[0]
+        for prev, col in zip(ordered, [*ordered[1:], None], strict=True):
+            if col != prev + 1:
+                runs.append((row, start, [columns[c] for c in range(start, prev + 1)]))
+                if col is not None:
+                    start = col
+    runs.sort(key=lambda run: (run[1], len(run[2]), run[0]))
+    blocks: list[_Block] = []
+    for row, col, values in runs:
+        last = blocks[-1] if blocks else None
+        if (
+            last is not None
+            and last.col0 == col
+            and len(last.values[0]) == len(values)
+            and last.row0 + len(last.values) == row
+        ):
+            last.values.append(values)
+        else:
+            blocks.append(_Block(row, col, [values]))
+    return blocks
+
+
+def _chunks(data: list[dict[str, Any]], limit: int) -> list[list[dict[str, Any]]]:
+    chunks: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for item in data:
+        item_size = len(json.dumps(item, ensure_ascii=False).encode("utf-8")) + 2
+        if chunks[-1] and size + item_size > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += item_size
+    return chunks
+
+
+def _tries(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
+
+
+class _GridTooSmall(Exception):
+    pass
+
+
+# --- the backend ---------------------------------------------------------------------
+
+
+class GoogleSheetsBackend(SheetBackend):
+    """One tab of a Google spreadsheet, through the Sheets API v4."""
+
+    max_body_bytes = MAX_BODY_BYTES
+
+    @classmethod
+    def accepts(cls, source: str) -> bool:
+        return spreadsheet_key(source) is not None
+
+    def __init__(
+        self,
+        source: str,
+        worksheet: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        super().__init__(source, worksheet, options)
+        key = spreadsheet_key(source)
+        if key is None:
+            raise SheetError(f"{source!r} is not a Google Sheets URL or key")
+        self.key = key
+        gid = _GID.search(source)
+        self._gid = int(gid.group(1)) if gid else None
+        self._sleep = sleep or self.options.get("sleep") or time.sleep
+        self._http: RetryingHTTPClient | None = None
+        self._who = "the service account"
+        self._tab: str | None = worksheet
+        self._last: SheetTable | None = None
+        self._fresh: tuple[float, SheetTable] | None = None
+
+    @property
+    def description(self) -> str:
+        name = f"Google Sheets {self.key}"
+        return f"{name} [{self._tab}]" if self._tab else name
+
+    # connection
+
+    @property
+    def endpoint(self) -> str:
+        endpoint = str(self.options.get("api_endpoint") or os.environ.get(ENDPOINT_ENV) or GOOGLE_API)
+        if urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).netloc:
+            raise SheetError(
+                f"google.api_endpoint {endpoint!r} is not a URL: give one like https://sheets.googleapis.com"
+            )
+        return endpoint
+
+    def _number(self, name: str, default: float) -> float:
+        value = self.options.get(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = 0.0
+        if not number > 0 or isinstance(value, bool):
+            raise SheetError(f"google.{name} must be a positive number, not {value!r}")
+        return number
+
+    def _client(self) -> RetryingHTTPClient:
+        if self._http is None:
+            factory = partial(
+                RetryingHTTPClient,
+                endpoint=self.endpoint,
+                timeout=self._number("timeout", DEFAULT_TIMEOUT),
+                attempts=int(self._number("max_attempts", DEFAULT_ATTEMPTS)),
+                max_wait=self._number("max_wait", DEFAULT_MAX_WAIT),
+                sleep=self._sleep,
+            )
+            client = self._oauth_client(factory) if self.options.get("oauth") else self._sa_client(factory)
+            http = client.http_client
+            assert isinstance(http, RetryingHTTPClient)
+            self._http = http
+        return self._http
+
+    def _sa_client(self, factory: Callable[..., HTTPClient]) -> gspread.Client:
+        configured = self.options.get("credentials") or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        if not configured:
+            raise SheetError(
+                "google.credentials is not set: create a key for a service account in Google Cloud "
+                "console (IAM → Service accounts → Keys → Add key → JSON) and point google.credentials "
+                "at the file, or set google.oauth: true to sign in as yourself"
+            )
+        path = Path(str(configured)).expanduser()
+        where = f"google.credentials: {configured}"
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SheetError(
+                f"{where} not found — create a key for the service account in Google Cloud console "
+                "and point google.credentials at it"
+            ) from None
+        except OSError as error:
+            raise SheetError(f"{where} cannot be read: {error.strerror}") from None
+        except ValueError:
+            raise SheetError(
+                f"{where} is not valid JSON — download the service account's JSON key again"
+            ) from None
+        if not isinstance(info, dict) or info.get("type") != "service_account":
+            kind = info.get("type") if isinstance(info, dict) else None
+            if isinstance(info, dict) and ("installed" in info or "web" in info or kind == "authorized_user"):
+                raise SheetError(
+                    f"{where} is an OAuth client file, not a service-account key: set google.oauth "
+                    "to use it, or create a JSON key for a service account"
+                )
+            raise SheetError(f'{where} is not a service-account key (its "type" is not "service_account")')
+        missing = [f for f in ("client_email", "private_key", "token_uri") if not info.get(f)]
+        if missing and not (missing == ["token_uri"] and self.options.get("token_uri")):
+            raise SheetError(
+                f"{where} is not a complete service-account key (missing {', '.join(missing)}): "
+                "download the JSON key again"
+            )
+        if self.options.get("token_uri"):
+            info = {**info, "token_uri": str(self.options["token_uri"])}
+        self._who = str(info["client_email"])
+        try:
+            return gspread.service_account_from_dict(info, scopes=list(SCOPES), http_client=factory)
+        except ValueError:
+            raise SheetError(
+                f"{where} has a private key that cannot be loaded — download the JSON key again"
+            ) from None
+
+    def _oauth_client(self, factory: Callable[..., HTTPClient]) -> gspread.Client:
+        if self.options.get("credentials"):
+            raise SheetError("set either google.credentials or google.oauth, not both")
+        setting = self.options["oauth"]
+        files = setting if isinstance(setting, Mapping) else {}
+        kwargs: dict[str, Any] = {"scopes": list(SCOPES)}
+        if files.get("client_secrets"):
+            kwargs["credentials_filename"] = Path(str(files["client_secrets"])).expanduser()
+        if files.get("authorized_user"):
+            kwargs["authorized_user_filename"] = Path(str(files["authorized_user"])).expanduser()
+        self._who = "the Google account you signed in with"
+        try:
+            signed_in = gspread.oauth(**kwargs)
+        except FileNotFoundError as error:
+            raise SheetError(
+                f"google.oauth: client secrets file {error.filename} not found — create an OAuth "
+                "client ID (Desktop app) in Google Cloud console, download its JSON and point "
+                "google.oauth.client_secrets at it"
+            ) from None
+        except ValueError as error:
+            raise SheetError(
+                f"google.oauth: the stored sign-in cannot be used ({error}): delete it and sign in again"
+            ) from None
+        # gspread.oauth() only signs in; the requests go through our client. google-auth always
+        # sends a stored sign-in's refresh to Google's token endpoint, hence the token_uri option.
+        credentials = signed_in.http_client.auth
+        signed_in.http_client.session.close()
+        if self.options.get("token_uri"):
+            credentials = credentials.with_token_uri(str(self.options["token_uri"]))
+        return gspread.Client(auth=credentials, http_client=factory)
+
+    # error translation
+
+    def _call(self, action: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        http = self._client()
+        try:
+            return function(*args, **kwargs)
+        except APIError as error:
+            raise self._api_error(error, action) from error
+        except google.auth.exceptions.RefreshError as error:
+            reason = error.args[0] if error.args else "refused"
+            raise SheetError(
+                f"could not get a Google access token for {self._who}: {reason} — the key may have "
+                "been deleted or revoked: create a new key (or sign in again)"
+            ) from error
+        except (requests.RequestException, google.auth.exceptions.TransportError) as error:
+            raise SheetError(
+                f"could not reach Google Sheets at {urlsplit(http.endpoint).netloc} to {action} after "
+                f"{_tries(http.last_attempts)} ({type(error).__name__}): check the network and run again"
+            ) from error
+
+    def _api_error(self, error: APIError, action: str) -> Exception:
+        status = _status(error)
+        message = str(error.error.get("message") or "").strip()
+        tries = _tries(self._http.last_attempts if self._http else 1)
+        if status == 400 and "exceeds grid limits" in message:
+            return _GridTooSmall(message)
+        if status == 400 and "Unable to parse range" in message:
+            return SheetError(self._missing_tab())
+        if status == 401:
+            return SheetError(
+                f"Google refused the credentials of {self._who} (401: {message[:120]}): check "
+                "google.credentials (or sign in again with google.oauth)"
+            )
+        if status == 403:
+            if "has not been used" in message or "is disabled" in message:
+                return SheetError(f"the Google Sheets API is not enabled for the project: {message}")
+            that = "account" if self.options.get("oauth") else "address"
+            return SheetError(
+                f"the sheet is not shared with {self._who}: share it with that {that} as Editor"
+            )
+        if status == 404:
+            return SheetError(f"no spreadsheet with key {self.key} — check the URL")
+        after = _retry_after(error)
+        if status == 429 and after is not None and self._http and after > self._http.max_wait:
+            return SheetError(
+                f"Google Sheets quota exceeded (HTTP 429) and it asks to wait {after:.0f} s: run again later"
+            )
+        if status == 429:
+            return SheetError(
+                f"Google Sheets quota exceeded: still HTTP 429 after {tries} to {action} — "
+                "wait a minute and run again"
+            )
+        if status in RETRY_STATUSES:
+            return SheetError(
+                f"Google Sheets is unavailable: HTTP {status} after {tries} to {action} — try again later"
+            )
+        return SheetError(
+            f"Google Sheets refused to {action} {self.description}: HTTP {status}: {message[:200]}"
+        )
+
+    def _metadata(self) -> dict[str, Any]:
+        http = self._client()
+        return self._call(
+            "read the spreadsheet's tabs",
+            http.fetch_sheet_metadata,
+            self.key,
+            params={"fields": "sheets.properties(sheetId,title,index,hidden,gridProperties)"},
+        )
+
+    def _missing_tab(self) -> str:
+        try:
+            tabs = [s["properties"]["title"] for s in self._metadata().get("sheets", [])]
+        except SheetError:
+            tabs = []
+        listed = f" (tabs: {', '.join(repr(t) for t in tabs)})" if tabs else ""
+        return f"no tab named {self._tab!r} in the spreadsheet{listed}: check the worksheet setting"
+
+    def _tab_name(self) -> str:
+        if self._tab is None:
+            sheets = [s["properties"] for s in self._metadata().get("sheets", [])]
+            if not sheets:
+                raise SheetError(f"the spreadsheet {self.key} has no tabs")
+            chosen = next((p for p in sheets if p.get("sheetId") == self._gid), None)
+            if chosen is None:
+                visible = [p for p in sheets if not p.get("hidden")] or sheets
+                chosen = min(visible, key=lambda p: p.get("index", 0))
+            self._tab = str(chosen["title"])
+        return self._tab
+
+    # reading
+
+    def _fetch(self) -> SheetTable:
+        tab = self._tab_name()
+        http = self._client()
+        # FORMULA: formulas as their text, every other cell unformatted (numbers as numbers);
+        # dates as the text a person sees rather than day serial numbers.
+        data = self._call(
+            "read",
+            http.values_batch_get,
+            self.key,
+            [quote_tab(tab)],
+            params={
+                "valueRenderOption": "FORMULA",
+                "dateTimeRenderOption": "FORMATTED_STRING",
+                "majorDimension": "ROWS",
+            },
+        )
+        ranges = data.get("valueRanges") or [{}]
+        return _table(ranges[0].get("values") or [])
+
+    def read(self) -> SheetTable:
+        fresh, self._fresh = self._fresh, None
+        recent = fresh is not None and time.monotonic() - fresh[0] <= FRESH_FOR
+        table = fresh[1] if fresh is not None and recent else self._fetch()
+        self._last = _copy(table)
+        return table
+
+    def changed_since_read(self) -> bool:
+        if self._last is None:
+            return True
+        table = self._fetch()
+        self._fresh = (time.monotonic(), _copy(table))
+        return _normalized(table) != _normalized(self._last)
+
+    # writing
+
+    def write(self, cells: list[CellWrite]) -> None:
+        self._fresh = None
+        if not cells:
+            return
+        tab = quote_tab(self._tab_name())
+        http = self._client()
+        data = [{"range": f"{tab}!{block.a1()}", "values": block.values} for block in _blocks(cells)]
+        for chunk in _chunks(data, self.max_body_bytes):
+            body = {"valueInputOption": "RAW", "data": chunk}
+            try:
+                self._call("write", http.values_batch_update, self.key, body)
+            except _GridTooSmall:
+                self._grow(max(c.row for c in cells), max(c.column for c in cells))
+                try:
+                    self._call("write", http.values_batch_update, self.key, body)
+                except _GridTooSmall as error:
+                    raise SheetError(f"cannot write past the end of the sheet: {error}") from None
+        if self._last is not None:
+            for cell in cells:
+                _put(self._last, cell.row, cell.column, _from_json(_to_json(cell.value)))
+
+    def _grow(self, rows: int, columns: int) -> None:
+        """Add rows/columns to the tab's grid so that (rows, columns) fits (Google does not)."""
+        tab = self._tab_name()
+        sheets = [s["properties"] for s in self._metadata().get("sheets", [])]
+        props = next((p for p in sheets if p.get("title") == tab), None)
+        if props is None:
+            raise SheetError(self._missing_tab())
+        grid = props.get("gridProperties") or {}
+        http = self._client()
+        request = {
+            "updateSheetProperties": {
+                "properties": {
+                    "sheetId": props["sheetId"],
+                    "gridProperties": {
+                        "rowCount": max(int(grid.get("rowCount", 0)), rows),
+                        "columnCount": max(int(grid.get("columnCount", 0)), columns),
+                    },
+                },
+                "fields": "gridProperties.rowCount,gridProperties.columnCount",
+            }
+        }
+        self._call("add rows or columns", http.batch_update, self.key, {"requests": [request]})
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.session.close()
+            self._http = None
+
+
+def _put(table: SheetTable, row: int, column: int, value: Cell) -> None:
+    if row == 1:
+        cells = table.headers
+    else:
+        while len(table.rows) < row - 1:
+            table.rows.append([])
+        cells = table.rows[row - 2]
+    while len(cells) < column:
+        cells.append(None)
+    cells[column - 1] = value
