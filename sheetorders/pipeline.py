@@ -9,6 +9,7 @@ cell back in one write.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -456,10 +457,8 @@ class SheetPass:
         for row in self.rows:
             if row.order_id and not is_final_order_status(row.status):
                 service = row.text("service")
-                try:
+                with contextlib.suppress(ValueError):
                     service = str(parse_whole_number(service))
-                except ValueError:
-                    pass
                 target = row.text("link") or row.text("username")
                 active[(row.text("panel") or self.default_panel, service, target)] = (
                     f"order {row.order_id} (row {row.number})"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
+from conftest import TEST_KEY
 from openpyxl import load_workbook
 from openpyxl.styles import PatternFill
 
@@ -15,10 +15,7 @@ from sheetorders.errors import ExitCode
 from sheetorders.pipeline import PassOptions
 from sheetorders.sheets.excel import ExcelBackend
 from sheetorders.testing.panel_server import SERVICE_TYPES, default_catalog
-
 from sheetorders.testing.workbooks import read_sheet
-
-from conftest import TEST_KEY
 
 
 def valid_example_rows() -> list[dict]:
@@ -226,7 +223,7 @@ def test_panel_answering_not_enough_funds_stops_ordering_from_it(sheet_setup, pa
 
 def test_max_spend_stops_before_exceeding_the_sum(sheet_setup, panel):
     rows = [{"service": 2, "link": f"https://instagram.com/m{i}", "quantity": 1000} for i in range(5)]
-    config, sheet = sheet_setup(rows, max_spend=5)
+    config, _sheet = sheet_setup(rows, max_spend=5)
     report = run_sheets(config)
     assert report.sheets[0].ordered == 2  # 2 × 2.40 = 4.80 ≤ 5
     report = run_sheets(config, PassOptions(max_spend=Decimal("2.40")))
@@ -276,7 +273,7 @@ def test_workbook_open_in_excel_is_refused_and_untouched(sheet_setup, panel):
     before = sheet.read_bytes()
     try:
         run_sheets(config)
-    except Exception as error:  # noqa: BLE001 - asserting on the exact kind below
+    except Exception as error:
         from sheetorders.errors import SheetLocked
 
         assert isinstance(error, SheetLocked)

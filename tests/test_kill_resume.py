@@ -1,0 +1,91 @@
+"""A `run` killed with SIGKILL at random moments, again and again, then run to the end:
+no order is placed twice and no order ID the panel gave is lost."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import TEST_KEY
+
+from sheetorders.testing.panel_server import PanelServer
+from sheetorders.testing.workbooks import read_sheet, write_config
+from sheetorders.workbook import build_order_workbook
+
+
+def run_cli(config: Path, kill_after: float | None) -> int | None:
+    env = {**os.environ, "TEST_PANEL_KEY": TEST_KEY}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sheetorders", "run", "-c", str(config), "--json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    if kill_after is None:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode in (0, 1), stderr.decode()
+        return process.returncode
+    try:
+        process.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return None
+    return process.returncode
+
+
+def kill_and_resume(tmp_path: Path, rows: int, kills: int, seed: int) -> dict[str, int]:
+    print(f"seed {seed}")  # shown when the test fails, to replay it
+    rng = random.Random(seed)
+    links = [f"https://instagram.com/p/kill-{i}" for i in range(rows)]
+    with PanelServer(key=TEST_KEY, balance="100000") as panel:
+        panel.faults.latency = 0.02
+        sheet = build_order_workbook(
+            tmp_path / "orders.xlsx", [{"service": 2, "link": link, "quantity": 100} for link in links]
+        )
+        config = write_config(tmp_path, panel.url, sheet)
+        killed = 0
+        for _ in range(kills):
+            if run_cli(config, kill_after=rng.uniform(0.2, 2.5)) is None:
+                killed += 1
+        for _ in range(3):  # to the end: nothing is placed by the last of these
+            run_cli(config, kill_after=None)
+        orders = dict(panel.ledger.orders)
+
+    result = read_sheet(sheet)
+    by_link = {row["link"]: row for row in result}
+    per_link = Counter(order.link for order in orders.values())
+    duplicates = {link: n for link, n in per_link.items() if n > 1}
+    assert not duplicates, f"placed twice: {duplicates}"
+
+    in_sheet = {row["order_id"] for row in result if row["order_id"]}
+    for order_id in in_sheet:
+        assert orders[order_id].link == by_link[orders[order_id].link]["link"]
+        assert by_link[orders[order_id].link]["order_id"] == order_id  # not attributed to another row
+
+    uncertain = {row["link"] for row in result if row["status"] == "Uncertain"}
+    lost = [oid for oid, order in orders.items() if oid not in in_sheet and order.link not in uncertain]
+    assert not lost, f"order IDs the panel gave that the sheet does not show: {lost}"
+    unfinished = [row["_row"] for row in result if not row["order_id"] and row["status"] != "Uncertain"]
+    assert not unfinished, f"rows neither ordered nor flagged: {unfinished}"
+    assert len(in_sheet) + len(uncertain) == rows
+    return {"killed": killed, "ordered": len(in_sheet), "uncertain": len(uncertain)}
+
+
+def test_killed_runs_resume_without_duplicates_or_lost_orders(tmp_path):
+    outcome = kill_and_resume(tmp_path, rows=40, kills=6, seed=int(time.time()))
+    assert outcome["killed"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_many_kills_many_rows(tmp_path, seed):
+    outcome = kill_and_resume(tmp_path, rows=200, kills=25, seed=seed)
+    assert outcome["killed"] >= 10
