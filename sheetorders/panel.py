@@ -163,7 +163,9 @@ class PanelClient:
         self.name = name
         self.concurrency = concurrency
         self._key = key
-        self._secrets = tuple({s for s in (key, quote_plus(key), quote(key, safe="")) if s})
+        # Blanked out of anything the panel echoes back; a key of 1-3 characters would blank
+        # out ordinary words, and is no secret anyway.
+        self._secrets = tuple({s for s in (key, quote_plus(key), quote(key, safe="")) if len(s) >= 4})
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -372,7 +374,9 @@ class PanelClient:
                 note = "; nothing was sent" if write else ""
                 log.debug("%s %s: %s after %.3fs", self.name, action, type(exc).__name__, _since(started))
                 raise self._unavailable(action, f"could not connect ({self._describe(exc)}){note}") from exc
-            except httpx.TransportError as exc:
+            except (
+                httpx.RequestError
+            ) as exc:  # timeouts after connecting, dropped connections, garbled replies
                 log.debug("%s %s: %s after %.3fs", self.name, action, type(exc).__name__, _since(started))
                 what = f"no reply ({self._describe(exc)})"
                 if write:

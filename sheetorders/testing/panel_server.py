@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import heapq
 import json
 import random
 import re
@@ -309,6 +310,7 @@ class LedgerOrder:
     remains: int = 0
     start_count: int = 0
     refunded: Decimal = Decimal(0)
+    link_key: tuple[str, str] | None = None  # (service, link): one active order each
 
     @property
     def is_final(self) -> bool:
@@ -395,8 +397,11 @@ class PanelServer:
         self._offset = 0.0
         self._next_order = FIRST_ORDER_ID
         self._next_refill = FIRST_REFILL_ID
-        self._active: set[str] = set()  # orders not final yet
+        # (simulated time, order id) of each unfinished order's next change of status, soonest first
+        self._due: list[tuple[float, int, str]] = []
         self._active_links: dict[tuple[str, str], str] = {}
+        self._active_refills: set[str] = set()
+        self._refill_of: dict[str, str] = {}  # order id -> its latest refill id
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -463,9 +468,12 @@ class PanelServer:
             return self.ledger.balance
 
     def order(self, order_id: str | int) -> LedgerOrder:
+        """One order, brought up to the simulated clock (fields in `ledger.orders` may lag a bit)."""
         with self.ledger.lock:
             self._settle()
-            return self.ledger.orders[str(order_id)]
+            order = self.ledger.orders[str(order_id)]
+            self._touch(order)
+            return order
 
     def service(self, service_id: str | int) -> dict[str, Any]:
         return self._services[str(service_id)]
@@ -610,13 +618,15 @@ class PanelServer:
             created=self.now(),
             ends_partial=partial,
             remains=quantity,
+            link_key=link_key,
         )
         self.ledger.balance -= charge
-        self._active.add(oid)
+        heapq.heappush(self._due, (self.ledger.orders[oid].created + PENDING_SECONDS, index, oid))
         self._active_links[link_key] = oid
         return 200, {"order": oid if self.profile == "alt" else int(oid)}
 
     def _status_obj(self, order: LedgerOrder) -> dict[str, str]:
+        self._touch(order)
         return {
             "charge": _money(order.charge),
             "start_count": str(order.start_count),
@@ -650,11 +660,13 @@ class PanelServer:
             return None, ERR_REFILL_SERVICE
         if order.status != "Completed":
             return None, ERR_REFILL_NOT_COMPLETED
-        if any(r.order_id == oid and not r.is_final for r in self.ledger.refills.values()):
+        if oid in self._refill_of and self._refill_of[oid] in self._active_refills:
             return None, ERR_REFILL_ACTIVE
         rid = str(self._next_refill)
         self._next_refill += 1
         self.ledger.refills[rid] = LedgerRefill(id=rid, order_id=oid, created=self.now())
+        self._active_refills.add(rid)
+        self._refill_of[oid] = rid
         return rid, None
 
     def _refill(self, form: dict[str, str]) -> tuple[int, Any]:
@@ -719,18 +731,18 @@ class PanelServer:
     # --- simulated progress ---
 
     def _settle(self) -> None:
-        """Bring every unfinished order and refill up to the simulated clock (hold the lock)."""
+        """Apply every status change due by the simulated clock (hold the lock)."""
         now = self.now()
-        for oid in list(self._active):
-            order = self.ledger.orders[oid]
-            age = now - order.created
-            if age < PENDING_SECONDS:
+        orders = self.ledger.orders
+        while self._due and self._due[0][0] <= now:
+            _, index, oid = heapq.heappop(self._due)
+            order = orders[oid]
+            if order.is_final:  # canceled meanwhile
                 continue
-            order.start_count = order.start_count or 1000 + (int(oid) * 7919) % 9000
-            done = (age - PENDING_SECONDS) / order.run_seconds
-            if done < 1:
+            if order.status == "Pending":
                 order.status = "In progress"
-                order.remains = max(1, round(order.quantity * (1 - done)))
+                order.start_count = 1000 + (int(oid) * 7919) % 9000
+                heapq.heappush(self._due, (order.created + PENDING_SECONDS + order.run_seconds, index, oid))
                 continue
             if order.ends_partial:
                 order.status = "Partial"
@@ -746,20 +758,24 @@ class PanelServer:
                 order.status = "Completed"
                 order.remains = 0
             self._retire(order)
-        for refill in self.ledger.refills.values():
-            if refill.is_final:
-                continue
+        for rid in list(self._active_refills):
+            refill = self.ledger.refills[rid]
             age = now - refill.created
             if age >= REFILL_PENDING_SECONDS + REFILL_RUN_SECONDS:
                 refill.status = "Completed"
+                self._active_refills.discard(rid)
             elif age >= REFILL_PENDING_SECONDS:
                 refill.status = "In progress"
 
+    def _touch(self, order: LedgerOrder) -> None:
+        """Update what moves continuously (remains while in progress); statuses move in `_settle`."""
+        if order.status == "In progress":
+            done = (self.now() - order.created - PENDING_SECONDS) / order.run_seconds
+            order.remains = min(order.quantity, max(1, round(order.quantity * (1 - done))))
+
     def _retire(self, order: LedgerOrder) -> None:
-        self._active.discard(order.id)
-        for link_key, holder in list(self._active_links.items()):
-            if holder == order.id:
-                del self._active_links[link_key]
+        if order.link_key is not None and self._active_links.get(order.link_key) == order.id:
+            del self._active_links[order.link_key]
 
 
 def _to_int(value: str | None) -> int | None:
