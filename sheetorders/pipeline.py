@@ -62,6 +62,7 @@ class SheetRow:
     raw: list[Cell]
     cells: dict[str, Cell]
     changes: dict[str, Cell] = field(default_factory=dict)
+    request_ids: list[int] = field(default_factory=list)  # journaled refills/cancels shown in this row
 
     def value(self, name: str) -> Cell:
         return self.changes[name] if name in self.changes else self.cells.get(name)
@@ -697,6 +698,7 @@ class SheetPass:
 
     def _apply_request(self, row: SheetRow, request: j.JournalRequest) -> None:
         self.written_requests.add(request.id)
+        row.request_ids.append(request.id)
         if request.state == j.ACCEPTED:
             if request.action == "refill":
                 row.set("refill_id", request.result)
@@ -821,6 +823,8 @@ class SheetPass:
                     f"row {row.number} was not found again after the sheet was edited during the pass; "
                     "its results will be written by the next pass"
                 )
+                self.written_refs.discard(row.ref)
+                self.written_requests.difference_update(row.request_ids)
                 continue
             for name, value in row.changes.items():
                 cells.append(CellWrite(target, columns[name] + 1, value))
