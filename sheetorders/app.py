@@ -29,11 +29,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        if any(report.unreachable for report in self.sheets):
-            return ExitCode.PANEL_UNREACHABLE
-        if any(report.failed for report in self.sheets):
-            return ExitCode.ROWS_FAILED
-        return ExitCode.OK
+        return max((report.exit_code for report in self.sheets), default=ExitCode.OK)
 
     def as_dict(self) -> dict:
         return {"exit_code": int(self.exit_code), "sheets": [report.as_dict() for report in self.sheets]}

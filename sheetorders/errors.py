@@ -52,6 +52,12 @@ class PanelRefused(PanelError):
     """The panel answered and said no. `message` is the panel's own words, verbatim."""
 
 
+class InvalidKey(PanelRefused):
+    """The panel does not accept the API key: a config problem, not a row's."""
+
+    exit_code = ExitCode.USAGE
+
+
 class NotEnoughFunds(PanelRefused):
     """The panel refused because the balance is too low."""
 

@@ -33,6 +33,7 @@ from sheetorders import __version__
 from sheetorders.errors import (
     ActiveOrderExists,
     AmbiguousOrder,
+    InvalidKey,
     NotEnoughFunds,
     PanelError,
     PanelRefused,
@@ -473,6 +474,8 @@ class PanelClient:
             cls = NotEnoughFunds
         elif "link_duplicate" in low or "active order" in low:
             cls = ActiveOrderExists
+        elif "api key" in low or "api_key" in low or "invalid key" in low:
+            cls = InvalidKey
         return cls(message, panel=self.name, action=action)
 
     @contextmanager

@@ -28,6 +28,8 @@ from sheetorders.config import Config, PanelConfig, SheetConfig
 from sheetorders.errors import (
     ActiveOrderExists,
     AmbiguousOrder,
+    ExitCode,
+    InvalidKey,
     NotEnoughFunds,
     PanelError,
     PanelRefused,
@@ -146,12 +148,18 @@ class PassReport:
     notices: list[str] = field(default_factory=list)
     would_order: list[OrderRequest] = field(default_factory=list)
     unreachable: dict[str, str] = field(default_factory=dict)
+    panel_errors: dict[str, str] = field(default_factory=dict)  # panels that refused us (a wrong key...)
     balances: dict[str, Balance] = field(default_factory=dict)
     error: str | None = None  # the pass could not run at all (sheet unreadable...)
+    worst: ExitCode = ExitCode.OK  # the most serious panel failure's exit code
 
     @property
     def failed(self) -> bool:
         return bool(self.invalid or self.rejected or self.uncertain or self.action_errors or self.error)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return max(self.worst, ExitCode.ROWS_FAILED if self.failed else ExitCode.OK)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -185,7 +193,9 @@ class PassReport:
                 for request in self.would_order
             ],
             "unreachable": self.unreachable,
+            "panel_errors": self.panel_errors,
             "error": self.error,
+            "exit_code": int(self.exit_code),
         }
 
 
@@ -368,7 +378,15 @@ class SheetPass:
                 self.report.recovered += 1
             self.written_refs.add(entry.ref)
         elif entry.state in j.UNRESOLVED_STATES:
-            if row.status.lower() == RETRY:
+            if row.order_id:
+                # The user found the order on the panel and typed its ID: that settles it.
+                if not self.options.dry_run:
+                    self.journal.finish_add(
+                        entry.ref, j.ACCEPTED, order_id=row.order_id, error="typed in by the user"
+                    )
+                row.set("error", None)
+                self.written_refs.add(entry.ref)
+            elif row.status.lower() == RETRY:
                 if not self.options.dry_run:
                     self.journal.set_state(entry.ref, j.RELEASED)
                 row.set("status", None)
@@ -429,7 +447,7 @@ class SheetPass:
             if not self._eligible(row):
                 continue
             panel_name = row.text("panel") or self.default_panel
-            if panel_name in self.report.unreachable:
+            if panel_name in self.report.unreachable or panel_name in self.report.panel_errors:
                 self.report.held_back += 1
                 continue
             outcome = validate_row(row.number, _order_cells(row), catalogs, self.default_panel)
@@ -578,6 +596,12 @@ class SheetPass:
             )
             self.count("waiting")
             return
+        except InvalidKey as error:
+            self.journal.finish_add(ref, j.NOT_SENT, error=error.message)
+            self._panel_failed(request.panel, error)
+            stop.set()
+            self.count("held_back")
+            return
         except PanelRefused as error:
             self.journal.finish_add(ref, j.REJECTED, error=error.message)
             self._mark(row, REJECTED, error.message)
@@ -588,8 +612,7 @@ class SheetPass:
         except PanelUnavailable as error:
             # Raised for an add only when the request surely did not reach the panel.
             self.journal.finish_add(ref, j.NOT_SENT, error=error.message)
-            with self._report_lock:
-                self.report.unreachable.setdefault(request.panel, str(error))
+            self._panel_failed(request.panel, error)
             stop.set()
             self.count("held_back")
             return
@@ -644,7 +667,7 @@ class SheetPass:
                 continue
             requested[(panel_name, action)].append(row)
         for (panel_name, action), rows in requested.items():
-            if panel_name in self.report.unreachable:
+            if panel_name in self.report.unreachable or panel_name in self.report.panel_errors:
                 continue
             self._send_requests(panel_name, action, rows)
 
@@ -679,8 +702,8 @@ class SheetPass:
                     self.journal.finish_request(ids[row.order_id], state, error=error.message)
                     if state == j.REJECTED:
                         self._action_error(row, f"{action}: {error.message}")
-                if isinstance(error, PanelUnavailable):
-                    self.report.unreachable.setdefault(panel_name, str(error))
+                if isinstance(error, (PanelUnavailable, InvalidKey)):
+                    self._panel_failed(panel_name, error)
                     return
                 continue
             for row in batch:
@@ -735,7 +758,11 @@ class SheetPass:
         open_refills: dict[str, list[SheetRow]] = defaultdict(list)
         for row in self.rows:
             panel_name = row.text("panel") or self.default_panel
-            if panel_name not in self.config.panels or panel_name in self.report.unreachable:
+            if (
+                panel_name not in self.config.panels
+                or panel_name in self.report.unreachable
+                or panel_name in self.report.panel_errors
+            ):
                 continue
             if row.order_id and not is_final_order_status(row.status):
                 open_orders[panel_name].append(row)
@@ -882,10 +909,12 @@ class SheetPass:
         )
 
     def _panel_failed(self, panel_name: str, error: PanelError) -> None:
-        if isinstance(error, PanelUnavailable):
-            self.report.unreachable.setdefault(panel_name, str(error))
-        else:
-            self.report.problems.append(str(error))
+        with self._report_lock:
+            if isinstance(error, PanelUnavailable):
+                self.report.unreachable.setdefault(panel_name, str(error))
+            else:
+                self.report.panel_errors.setdefault(panel_name, str(error))
+            self.report.worst = max(self.report.worst, error.exit_code)
 
 
 def is_blank(row: SheetRow) -> bool:

@@ -353,3 +353,33 @@ def test_ambiguous_order_interrupted_mid_request_is_uncertain(sheet_setup, panel
     assert report.sheets[0].uncertain == 1
     result = read_sheet(sheet)[0]
     assert result["status"] == "Uncertain" and result["ref"] == "so-interrupted"
+
+
+def test_a_wrong_key_stops_the_run_as_a_config_error_and_touches_no_row(sheet_setup, panel, monkeypatch):
+    monkeypatch.setenv("TEST_PANEL_KEY", "not-the-key")
+    config, sheet = sheet_setup([{"service": 2, "link": "https://instagram.com/key", "quantity": 100}])
+    before = sheet.read_bytes()
+    report = run_sheets(config)
+    assert report.exit_code == ExitCode.USAGE
+    assert "Invalid API key" in report.sheets[0].panel_errors["main"]
+    assert report.sheets[0].held_back == 1
+    assert sheet.read_bytes() == before
+    assert panel.ledger.calls["add"] == 0
+
+
+def test_an_uncertain_row_is_settled_by_typing_the_order_id_found_on_the_panel(sheet_setup, panel):
+    config, sheet = sheet_setup([{"service": 2, "link": "https://instagram.com/settle", "quantity": 100}])
+    panel.faults.queue("drop", 1, actions={"add"})
+    run_sheets(config)
+    assert read_sheet(sheet)[0]["status"] == "Uncertain"
+    found = next(iter(panel.ledger.orders))  # what the user sees in the panel's order list
+    workbook = load_workbook(sheet)
+    ws = workbook["Orders"]
+    header = [c.value for c in ws[1]]
+    ws.cell(row=2, column=header.index("order_id") + 1, value=found)
+    workbook.save(sheet)
+    report = run_sheets(config)
+    assert report.exit_code == ExitCode.OK
+    row = read_sheet(sheet)[0]
+    assert row["order_id"] == found and row["status"] == "Pending" and row["error"] is None
+    assert panel.ledger.calls["add"] == 1
