@@ -1,0 +1,122 @@
+"""CSV files: the whole file is the one worksheet, every value a string.
+
+The smallest backend: read every row into memory, change the cells in memory,
+rewrite the file atomically. The delimiter (",", ";" or tab), a UTF-8 byte-order
+mark and the line endings are kept as the file had them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sheetorders.errors import SheetError
+from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
+from sheetorders.sheets.excel import FileStamp, atomic_write, check_not_locked, file_stamp, is_url
+
+BOM = "\ufeff"
+
+
+def _text(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")  # never "1E-8"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"  # as Excel writes them
+    return str(value)
+
+
+class CsvBackend(SheetBackend):
+    """A local .csv file; `worksheet` is ignored."""
+
+    @classmethod
+    def accepts(cls, source: str) -> bool:
+        return not is_url(source) and source.lower().endswith(".csv")
+
+    def __init__(self, source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None):
+        super().__init__(source, worksheet, options)
+        self.path = Path(source).expanduser()
+        self._rows: list[list[str]] | None = None
+        self._stamp: FileStamp | None = None
+        self._delimiter = ","
+        self._bom = False
+        self._newline = "\r\n"
+
+    @property
+    def description(self) -> str:
+        return self.source
+
+    def read(self) -> SheetTable:
+        check_not_locked(self.path)
+        try:
+            with self.path.open("rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = handle.read()
+        except FileNotFoundError as exc:
+            raise SheetError(f"{self.path} not found") from exc
+        except OSError as exc:
+            raise SheetError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SheetError(f"{self.path} is not UTF-8 text: save it as 'CSV UTF-8'") from exc
+
+        first_line = text.split("\n", 1)[0]
+        self._delimiter = max((",", ";", "\t"), key=first_line.count) if first_line.strip() else ","
+        self._bom = data.startswith(BOM.encode())
+        self._newline = "\r\n" if "\r\n" in text or "\n" not in text else "\n"
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=self._delimiter))
+        except csv.Error as exc:
+            raise SheetError(f"{self.path} is not a valid CSV file: {exc}") from exc
+        while rows and not any(rows[-1]):
+            rows.pop()
+        self._rows, self._stamp = rows, (st.st_mtime_ns, st.st_size)
+
+        table = [[value or None for value in row] for row in rows]
+        for row in table:
+            while row and row[-1] is None:
+                row.pop()
+        return SheetTable(headers=table[0] if table else [], rows=table[1:])
+
+    def changed_since_read(self) -> bool:
+        return file_stamp(self.path) != self._stamp
+
+    def write(self, cells: list[CellWrite]) -> None:
+        if self._rows is None:
+            self.read()
+        check_not_locked(self.path)
+        if self.changed_since_read():
+            raise SheetError(
+                f"{self.path} changed since it was read: read it again before writing (nothing was written)"
+            )
+        rows = self._rows
+        assert rows is not None
+        for write in cells:
+            if write.row < 1 or write.column < 1:
+                raise ValueError(f"cells are numbered from 1, not {write}")
+            while len(rows) < write.row:
+                rows.append([])
+            row = rows[write.row - 1]
+            row.extend([""] * (write.column - len(row)))
+            row[write.column - 1] = _text(write.value)
+
+        out = io.StringIO(newline="")
+        if self._bom:
+            out.write(BOM)
+        csv.writer(out, delimiter=self._delimiter, lineterminator=self._newline).writerows(rows)
+        try:
+            atomic_write(self.path, lambda handle: handle.write(out.getvalue().encode("utf-8")))
+        except BaseException:
+            self._stamp = None  # the rows in memory hold unsaved cells: make the pipeline re-read
+            raise
+        self._stamp = file_stamp(self.path)

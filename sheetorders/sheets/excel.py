@@ -1,0 +1,285 @@
+"""Excel workbooks (.xlsx, .xlsm) through openpyxl, edited in place.
+
+The workbook is loaded once in full (not read-only) and the same object is
+modified and saved by `write`, so the user's formatting is kept: fonts, fills,
+column widths, freeze panes, data validation, conditional formatting, number
+formats, formulas, rich text, merged cells, tables, comments and the other
+worksheets. Saving goes to a temporary file in the same folder that then
+replaces the original, so a crash never leaves half a workbook.
+
+What openpyxl cannot keep and a write therefore drops: images, charts, shapes
+and other drawings, slicers, sparklines, form and ActiveX controls, and
+conditional formats or validations stored only as Excel 2010+ extensions. VBA
+macros in an .xlsm are kept (`keep_vba`). Formulas are stored as text; their
+cached results are dropped, and Excel recalculates them when it next opens the
+file.
+
+The module also holds the file helpers the other local-file backends share:
+`file_stamp`, `check_not_locked` and `atomic_write`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import stat
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from copy import copy
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from openpyxl import load_workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.rich_text import CellRichText
+from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.formula import ArrayFormula
+from openpyxl.worksheet.worksheet import Worksheet
+
+from sheetorders.errors import SheetError, SheetLocked
+from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
+
+FileStamp = tuple[int, int]
+# Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def is_url(source: str) -> bool:
+    return "://" in source
+
+
+def file_stamp(path: Path) -> FileStamp | None:
+    """(mtime_ns, size) of `path`, or None when it does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def check_not_locked(path: Path) -> None:
+    """Raise SheetLocked when Excel or LibreOffice has `path` open (they leave a lock file beside it)."""
+    excel_lock = path.with_name(f"~${path.name}")
+    if excel_lock.exists():
+        raise SheetLocked(
+            f"{path} is open in Excel (lock file {excel_lock.name}): close it and run again "
+            "(if nobody has it open, the lock file was left by a crash: delete it)"
+        )
+    office_lock = path.with_name(f".~lock.{path.name}#")
+    if office_lock.exists():
+        raise SheetLocked(
+            f"{path} is open in LibreOffice (lock file {office_lock.name}): close it and run again"
+        )
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Replace `path` with what `write` puts into a binary file, all or nothing.
+
+    The new content goes to a temporary file in the same folder (so the final
+    rename stays on one file system), is flushed to disk, gets the original's
+    permission bits, and then replaces the original. On any failure the
+    original is untouched and the temporary file removed.
+    """
+    try:
+        original = path.stat()
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix, delete=False
+        ) as handle:
+            temp = Path(handle.name)
+            try:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            except BaseException:
+                handle.close()
+                temp.unlink(missing_ok=True)
+                raise
+        try:
+            os.chmod(temp, stat.S_IMODE(original.st_mode))
+            _copy_owner(temp, original)
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise SheetError(f"cannot save {path}: {exc.strerror or exc}") from exc
+    _fsync_folder(path.parent)
+
+
+def _copy_owner(temp: Path, original: os.stat_result) -> None:
+    if not hasattr(os, "chown") or (original.st_uid, original.st_gid) == (os.getuid(), os.getgid()):
+        return
+    # Only root may give a file away; a user may still set a group they belong to.
+    with contextlib.suppress(OSError):
+        os.chown(temp, original.st_uid, original.st_gid)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable; folders cannot be opened on Windows, so skip there.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _plain(value: Any) -> Cell:
+    """A cell value as the table gives it: rich text and array formulas as plain text, "" as None."""
+    if isinstance(value, CellRichText):
+        value = str(value)
+    elif isinstance(value, ArrayFormula):
+        value = value.text
+    return None if value == "" else value
+
+
+def _grid(sheet: Worksheet) -> list[list[Cell]]:
+    """Every row of `sheet` up to the last one with a value, each up to its last value.
+
+    Walks the cells openpyxl holds instead of `iter_rows`, which would create an empty
+    cell at every gap (slow, and one stray formatted cell far away would make it huge).
+    """
+    by_row: dict[int, dict[int, Cell]] = {}
+    for (row, column), cell in sheet._cells.items():
+        value = _plain(cell.value)
+        if value is not None:
+            by_row.setdefault(row, {})[column] = value
+    grid: list[list[Cell]] = []
+    for row in range(1, max(by_row, default=0) + 1):
+        columns = by_row.get(row, {})
+        values: list[Cell] = [None] * max(columns, default=0)
+        for column, value in columns.items():
+            values[column - 1] = value
+        grid.append(values)
+    return grid
+
+
+class ExcelBackend(SheetBackend):
+    """One worksheet of a local .xlsx or .xlsm workbook."""
+
+    @classmethod
+    def accepts(cls, source: str) -> bool:
+        return not is_url(source) and source.lower().endswith((".xlsx", ".xlsm"))
+
+    def __init__(self, source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None):
+        super().__init__(source, worksheet, options)
+        self.path = Path(source).expanduser()
+        self._workbook: Workbook | None = None
+        self._sheet: Worksheet | None = None
+        self._stamp: FileStamp | None = None
+        self._header_count = 0
+
+    def read(self) -> SheetTable:
+        check_not_locked(self.path)
+        try:
+            with self.path.open("rb") as handle:
+                st = os.fstat(handle.fileno())
+                data = handle.read()
+        except FileNotFoundError as exc:
+            raise SheetError(f"{self.path} not found") from exc
+        except OSError as exc:
+            raise SheetError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        try:
+            workbook = load_workbook(
+                io.BytesIO(data),
+                keep_vba=self.path.suffix.lower() == ".xlsm",
+                data_only=False,
+                rich_text=True,
+            )
+        except Exception as exc:  # openpyxl fails on bad input in many ways; all mean the same here
+            hint = (
+                " (it looks like an old .xls file or a password-protected workbook)"
+                if data.startswith(OLE_MAGIC)
+                else f": {exc}"
+            )
+            raise SheetError(
+                f"{self.path} is not a valid Excel workbook (.xlsx/.xlsm) or is damaged{hint}"
+            ) from exc
+        if workbook.vba_archive is not None:
+            # openpyxl keeps the macros in a zip open for appending over a BytesIO; when both
+            # are garbage-collected together the zip may try to finish itself on the closed
+            # buffer. A read-only copy has nothing to finish.
+            buffer = workbook.vba_archive.fp
+            workbook.vba_archive.close()
+            workbook.vba_archive = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+        sheet = self._pick_sheet(workbook)
+
+        rows = _grid(sheet)
+        headers = rows[0] if rows else []
+
+        self._workbook, self._sheet = workbook, sheet
+        self._stamp = (st.st_mtime_ns, st.st_size)
+        self._header_count = len(headers)
+        return SheetTable(headers=headers, rows=rows[1:])
+
+    def _pick_sheet(self, workbook: Workbook) -> Worksheet:
+        if not workbook.worksheets:
+            raise SheetError(f"{self.path} has no worksheet")
+        if self.worksheet is None:
+            # The first tab, not the active one: which tab was active depends on where the
+            # user last clicked before saving.
+            return workbook.worksheets[0]
+        names = workbook.sheetnames
+        # Excel tab names are unique ignoring case, so a case-insensitive match is unambiguous.
+        name = next((n for n in names if n == self.worksheet), None) or next(
+            (n for n in names if n.casefold() == self.worksheet.casefold()), None
+        )
+        if name is None:
+            tabs = ", ".join(repr(n) for n in names)
+            raise SheetError(f"{self.path} has no tab {self.worksheet!r}; its tabs are: {tabs}")
+        sheet = workbook[name]
+        if not isinstance(sheet, Worksheet):
+            raise SheetError(f"tab {name!r} of {self.path} is a chart, not a worksheet")
+        return sheet
+
+    def changed_since_read(self) -> bool:
+        return file_stamp(self.path) != self._stamp
+
+    def write(self, cells: list[CellWrite]) -> None:
+        if self._workbook is None:
+            self.read()
+        check_not_locked(self.path)
+        if self.changed_since_read():
+            raise SheetError(
+                f"{self.path} changed since it was read: read it again before writing (nothing was written)"
+            )
+        workbook, sheet = self._workbook, self._sheet
+        assert workbook is not None and sheet is not None
+        header_font = sheet.cell(1, self._header_count).font if self._header_count else None
+        for write in cells:
+            cell = sheet.cell(write.row, write.column)
+            value = write.value
+            if isinstance(value, str):
+                cell.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+                # The setter makes "=..." a formula and "#N/A" an error; the tool only writes data.
+                cell.data_type = "s"
+            elif isinstance(value, datetime) and value.tzinfo is not None:
+                # Excel has no time zones: show the time as the user's clock reads it.
+                cell.value = value.astimezone().replace(tzinfo=None)
+            else:
+                cell.value = value
+            if (
+                write.row == 1
+                and write.column > self._header_count
+                and value is not None
+                and header_font is not None
+                and not cell.has_style
+            ):
+                cell.font = copy(header_font)
+
+        try:
+            atomic_write(self.path, workbook.save)
+        except BaseException:
+            self._stamp = None  # the workbook in memory holds unsaved cells: make the pipeline re-read
+            raise
+        self._stamp = file_stamp(self.path)
+        self._header_count = max(
+            self._header_count,
+            max((w.column for w in cells if w.row == 1 and w.value is not None), default=0),
+        )
+
+    def close(self) -> None:
+        self._workbook = self._sheet = None
