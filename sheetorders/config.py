@@ -71,10 +71,21 @@ class Config:
     def with_sheet_source(self, source: str) -> Config:
         """The config with its sheets narrowed to one given by name or source, or replaced by a path."""
         for sheet in self.sheets:
-            if source in (sheet.name, sheet.source):
+            if source in (sheet.name, sheet.source) or _same_file(source, sheet.source):
                 return replace(self, sheets=[sheet])
         first = self.sheets[0] if self.sheets else SheetConfig(source=source)
         return replace(self, sheets=[replace(first, source=source, name=None)])
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two sheet sources are paths of the same file (a path given relative to the
+    current folder names the sheet the config gives relative to its own)."""
+    if not (_looks_like_path(a) and _looks_like_path(b)):
+        return False
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def find_config(explicit: str | os.PathLike[str] | None, cwd: Path | None = None) -> Path:
@@ -101,6 +112,10 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the config file as UTF-8"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -110,16 +125,50 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if raw is None:
         raw = {}
-    data = _substitute_env(raw, os.environ if env is None else env, path, ())
-    _check_schema(data, path)
-    return _build(data, path)
+    templates: dict[tuple[str, ...], str] = {}
+    data = _substitute_env(raw, os.environ if env is None else env, path, (), templates)
+    try:
+        _check_schema(data, path, templates)
+        return _build(data, path)
+    except ConfigError as error:
+        # Belt and braces: whatever a message quotes, never an API key.
+        raise ConfigError(_scrub(str(error), _panel_keys(data))) from None
 
 
-def _substitute_env(value: Any, env: Mapping[str, str], path: Path, where: tuple[str, ...]) -> Any:
+def _panel_keys(data: Any) -> set[str]:
+    panels = data.get("panels") if isinstance(data, dict) else None
+    if not isinstance(panels, dict):
+        return set()
+    return {
+        str(panel["key"])
+        for panel in panels.values()
+        if isinstance(panel, dict) and panel.get("key") not in (None, "")
+    }
+
+
+def _scrub(message: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:  # a shorter "key" would mangle the message and hide nothing
+            message = message.replace(secret, "***")
+    return message
+
+
+def _substitute_env(
+    value: Any,
+    env: Mapping[str, str],
+    path: Path,
+    where: tuple[str, ...],
+    templates: dict[tuple[str, ...], str],
+) -> Any:
+    """`${NAME}` replaced by the environment's NAME. Each string that had a reference is recorded
+    in `templates` by key path, so that messages quote `${NAME}`, never the value."""
     if isinstance(value, dict):
-        return {key: _substitute_env(item, env, path, (*where, str(key))) for key, item in value.items()}
+        return {
+            key: _substitute_env(item, env, path, (*where, str(key)), templates)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_substitute_env(item, env, path, (*where, str(i))) for i, item in enumerate(value)]
+        return [_substitute_env(item, env, path, (*where, str(i)), templates) for i, item in enumerate(value)]
     if isinstance(value, str):
 
         def lookup(match: re.Match[str]) -> str:
@@ -131,31 +180,52 @@ def _substitute_env(value: Any, env: Mapping[str, str], path: Path, where: tuple
                 )
             return env[name]
 
+        if _ENV_REFERENCE.search(value):
+            templates[where] = value
         return _ENV_REFERENCE.sub(lookup, value)
     return value
 
 
-def _check_schema(data: Any, path: Path) -> None:
+def _check_schema(data: Any, path: Path, templates: Mapping[tuple[str, ...], str] | None = None) -> None:
     validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
     error = jsonschema.exceptions.best_match(validator.iter_errors(data))
     if error is None:
         return
     where = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    raise ConfigError(f"{path}: {where}: {_describe(error)}")
+    raise ConfigError(f"{path}: {where}: {_describe(error, templates or {})}")
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    """A jsonschema error said the way a person fixing the file needs to read it."""
+# What a `pattern` accepts, said for people.
+_PATTERN_HINTS = {
+    "^https?://": "expected a URL starting with http:// or https://",
+    "^[0-9]+": "expected an amount like 50 or 12.50",
+}
+_NAME_HINT = "use letters, digits, '_', '-' and '.'"
+
+
+def _describe(error: jsonschema.ValidationError, templates: Mapping[tuple[str, ...], str]) -> str:
+    """A jsonschema error said the way a person fixing the file needs to read it.
+
+    A value that came from `${NAME}` is quoted as `${NAME}`, and an API key is never quoted.
+    """
     schema = error.schema if isinstance(error.schema, dict) else {}
     value = error.instance
-    shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-    if "description" in schema and "key" in error.absolute_path:
+    location = tuple(str(part) for part in error.absolute_path)
+    if location in templates:
+        shown = repr(templates[location])
+    elif isinstance(value, (dict, list)):
+        shown = type(value).__name__
+    elif len(location) == 3 and location[0] == "panels" and location[2] == "key":
         shown = "(hidden)"
+    else:
+        shown = repr(value)
     kind = error.validator
+    if "propertyNames" in error.schema_path:
+        return f"{shown} is not a valid name: {_NAME_HINT}"
     if kind == "additionalProperties":
         allowed = ", ".join(sorted(schema.get("properties", {}))) or "none"
-        extra = sorted(set(value) - set(schema.get("properties", {})))
-        return f"unknown key {', '.join(map(repr, extra))} (allowed: {allowed})"
+        extra = sorted((key for key in value if key not in schema.get("properties", {})), key=str)
+        return f"unknown key {', '.join(repr(str(key)) for key in extra)} (allowed: {allowed})"
     if kind == "required":
         return error.message.replace("is a required property", "is required")
     if kind == "type":
@@ -164,19 +234,28 @@ def _describe(error: jsonschema.ValidationError) -> str:
         limits = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than"}
         return f"{shown} is out of range: must be {limits[kind]} {error.validator_value}"
     if kind == "pattern":
-        hint = schema.get("description", "")
-        return f"{shown} is not allowed{': ' + hint if hint else ''}"
+        pattern = str(error.validator_value)
+        hint = next((text for prefix, text in _PATTERN_HINTS.items() if pattern.startswith(prefix)), None)
+        return f"{shown} is not allowed: {hint or 'expected text matching ' + pattern}"
     if kind == "not":
         return "use either `sheet` or `sheets`, not both"
     if kind in ("minProperties", "minItems", "minLength"):
         return "must not be empty"
-    if kind == "propertyNames":
-        return f"{shown} is not a valid name: use letters, digits, '_', '-' and '.'"
-    return error.message
+    if kind == "oneOf":
+        options = [option.get("type") for option in error.validator_value if isinstance(option, dict)]
+        return f"{shown} is not allowed here: expected {_kinds([k for k in options if k])}"
+    return error.message if location not in templates else f"{shown} is not allowed here"
 
 
 def _kinds(kind: Any) -> str:
-    names = {"integer": "a whole number", "number": "a number", "string": "text", "object": "a mapping"}
+    names = {
+        "integer": "a whole number",
+        "number": "a number",
+        "string": "text",
+        "object": "a mapping",
+        "array": "a list",
+        "boolean": "true or false",
+    }
     kinds = kind if isinstance(kind, list) else [kind]
     return " or ".join(names.get(k, str(k)) for k in kinds)
 
@@ -189,26 +268,33 @@ def _build(data: dict[str, Any], path: Path) -> Config:
         return str(candidate if candidate.is_absolute() else base / candidate)
 
     panels: dict[str, PanelConfig] = {}
-    for name, raw in data["panels"].items():
+    for raw_name, raw in data["panels"].items():
+        name = str(raw_name)
         timeout = raw.get("timeout", {})
+        rate_limit = raw.get("rate_limit")
         panels[name] = PanelConfig(
             name=name,
             url=raw["url"],
             key=raw["key"],
-            concurrency=raw.get("concurrency", 4),
-            rate_limit=raw.get("rate_limit"),
+            concurrency=int(raw.get("concurrency", 4)),  # YAML's 4.0 is a valid integer to the schema
+            rate_limit=float(rate_limit) if rate_limit is not None else None,
             connect_timeout=float(timeout.get("connect", 10.0)),
             read_timeout=float(timeout.get("read", 30.0)),
         )
 
     raw_sheets = data.get("sheets") or ([data["sheet"]] if "sheet" in data else [])
     sheets = []
+    names: set[str] = set()
     for index, raw in enumerate(raw_sheets):
+        prefix = "sheet" if "sheet" in data else f"sheets.{index}"
         if raw.get("panel") and raw["panel"] not in panels:
-            where = "sheet.panel" if "sheet" in data else f"sheets.{index}.panel"
             raise ConfigError(
-                f"{path}: {where}: no panel named {raw['panel']!r} (configured: {', '.join(panels)})"
+                f"{path}: {prefix}.panel: no panel named {raw['panel']!r} (configured: {', '.join(panels)})"
             )
+        if raw.get("name") in names:
+            raise ConfigError(f"{path}: {prefix}.name: {raw['name']!r} names two sheets; give each its own")
+        if raw.get("name"):
+            names.add(raw["name"])
         source = raw["source"]
         if _looks_like_path(source):
             source = local_path(source)
@@ -237,4 +323,6 @@ def _build(data: dict[str, Any], path: Path) -> Config:
 
 
 def _looks_like_path(source: str) -> bool:
-    return not re.match(r"^[a-z]+://", source) and Path(source).suffix.lower() in (".xlsx", ".xlsm", ".csv")
+    if re.match(r"^[a-z][a-z0-9+.-]*://", source, re.IGNORECASE):
+        return False
+    return Path(source).suffix.lower() in (".xlsx", ".xlsm", ".csv")
