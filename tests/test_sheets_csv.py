@@ -128,3 +128,15 @@ def test_changed_since_read_refuses_write(sheet: Path) -> None:
     with pytest.raises(SheetError, match="changed since it was read"):
         backend.write([CellWrite(2, 1, "x")])
     assert sheet.read_text() == "panel\nsomeone else's\n"
+
+
+def test_text_that_a_spreadsheet_would_run_as_a_formula_is_written_as_text(tmp_path):
+    from sheetorders.sheets.base import CellWrite
+    from sheetorders.sheets.csvfile import CsvBackend
+
+    path = tmp_path / "orders.csv"
+    path.write_text("service,error\n1,\n")
+    backend = CsvBackend(str(path))
+    backend.read()
+    backend.write([CellWrite(2, 2, '=HYPERLINK("http://evil")'), CellWrite(2, 1, 5)])
+    assert path.read_text().splitlines()[1] == "5,\"'=HYPERLINK(\"\"http://evil\"\")\""

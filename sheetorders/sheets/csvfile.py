@@ -32,7 +32,14 @@ def _text(value: Cell) -> str:
         return value.isoformat(sep=" ")
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"  # as Excel writes them
-    return str(value)
+    text = str(value)
+    if isinstance(value, str) and text[:1] in FORMULA_STARTS:
+        # A spreadsheet opening the file would run it as a formula: keep it text, as Excel does.
+        return "'" + text
+    return text
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvBackend(SheetBackend):
