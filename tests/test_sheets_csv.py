@@ -80,7 +80,7 @@ def test_write_values(sheet: Path) -> None:
         "2024-05-01 12:30:00",
         "TRUE",
     ]
-    assert table.rows[1] == ["main", "=not a formula", "https://example.com/b"]
+    assert table.rows[1] == ["main", "'=not a formula", "https://example.com/b"]  # kept as text
     assert sheet.read_bytes().startswith(b'panel,service,link,quantity,charge\r\nmain,101,"https')
 
 
