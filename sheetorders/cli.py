@@ -9,13 +9,15 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -83,7 +85,24 @@ def _config(sheet: str | None = None) -> Config:
     return config.with_sheet_source(sheet) if sheet else config
 
 
-def _setup_logging() -> None:
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record is emitted (a test runner may swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+@contextmanager
+def _logging() -> Iterator[None]:
+    """Log to stderr at the level -v/--debug ask for, for the time of one command."""
     settings = _settings()
     level = (
         logging.DEBUG
@@ -92,9 +111,32 @@ def _setup_logging() -> None:
         if settings.get("verbose")
         else logging.WARNING
     )
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = _StderrHandler()
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(min(previous, level) if previous else level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def _error(message: object) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", soft_wrap=True)
+
+
+def _print_traceback() -> None:
+    """The current exception's traceback; third-party frames without their source (which rich
+    would highlight slowly, and which rarely tell what went wrong)."""
+    import httpcore
+    import httpx
+    import tenacity
+
+    err_console.print_exception(suppress=[click, httpx, httpcore, tenacity])
 
 
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,14 +144,24 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _setup_logging()
-        try:
-            return command(*args, **kwargs)
-        except SheetordersError as error:
-            if _settings().get("debug"):
-                err_console.print_exception()
-            err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
-            sys.exit(int(error.exit_code))
+        debug = bool(_settings().get("debug"))
+        with _logging():
+            try:
+                return command(*args, **kwargs)
+            except SheetordersError as error:
+                if debug:
+                    _print_traceback()
+                _error(error)
+                sys.exit(int(error.exit_code))
+            except OSError as error:  # a folder or file the command needs (--dir, the journal...)
+                if debug:
+                    _print_traceback()
+                where = f": {error.filename}" if error.filename else ""
+                _error(f"{error.strerror or error}{where}")
+                sys.exit(int(ExitCode.USAGE))
+            except KeyboardInterrupt:
+                err_console.print("interrupted")
+                sys.exit(130)
 
     return wrapper
 
@@ -137,7 +189,7 @@ def _panel_failures(results: dict[str, Any]) -> ExitCode:
     code = ExitCode.OK
     for name, result in results.items():
         if isinstance(result, PanelError):
-            err_console.print(f"[bold red]error:[/] {result}", soft_wrap=True)
+            _error(result)
             code = max(code, result.exit_code)
             del name
     return ExitCode(code)
@@ -164,14 +216,18 @@ def services(panel: str | None, search: str | None, as_json: bool) -> None:
         for name, result in results.items():
             if isinstance(result, PanelError):
                 continue
-            table = Table(title=f"panel {name}: {len(result)} services", title_justify="left")
+            table = Table(title=escape(f"panel {name}: {len(result)} services"), title_justify="left")
             for column in ("id", "name", "type", "rate /1000", "min", "max", "refill", "cancel"):
                 table.add_column(
                     column, justify="right" if column in ("id", "rate /1000", "min", "max") else "left"
                 )
             for s in result:
                 table.add_row(
-                    s.id, s.name, s.type, str(s.rate), str(s.min), str(s.max), _yes(s.refill), _yes(s.cancel)
+                    *map(escape, (s.id, s.name, s.type, str(s.rate))),
+                    str(s.min),
+                    str(s.max),
+                    _yes(s.refill),
+                    _yes(s.cancel),
                 )
             console.print(table)
     sys.exit(int(_panel_failures(results)))
@@ -219,8 +275,9 @@ def balance(as_json: bool) -> None:
         table = Table("panel", "balance", "currency")
         for name, result in results.items():
             if not isinstance(result, PanelError):
-                table.add_row(name, str(result.balance), result.currency)
-        console.print(table)
+                table.add_row(escape(name), str(result.balance), escape(result.currency))
+        if table.row_count:
+            console.print(table)
     sys.exit(int(_panel_failures(results)))
 
 
@@ -312,7 +369,7 @@ def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> Non
             click.echo(json.dumps(report.as_dict()))
         else:
             for sheet_report in report.sheets:
-                console.print(_one_line(sheet_report), soft_wrap=True)
+                console.print(escape(_one_line(sheet_report)), soft_wrap=True)
         sys.stdout.flush()
 
     last = app.sync_every(config, interval, on_pass, stop, wait=wait)
@@ -337,7 +394,8 @@ def _one_line(report: Any) -> str:
         f"{report.waiting} waiting",
     ]
     unreachable = "".join(f"; panel {name} unreachable" for name in report.unreachable)
-    return f"{stamp} {report.sheet}: " + ", ".join(parts) + unreachable
+    refused = "".join(f"; {message}" for message in report.panel_errors.values())
+    return f"{stamp} {report.sheet}: " + ", ".join(parts) + unreachable + refused
 
 
 def _print_report(report: app.RunReport, as_json: bool) -> None:
@@ -346,12 +404,10 @@ def _print_report(report: app.RunReport, as_json: bool) -> None:
         return
     for sheet_report in report.sheets:
         if sheet_report.error:
-            err_console.print(
-                f"[bold red]error:[/] {sheet_report.sheet}: {sheet_report.error}", soft_wrap=True
-            )
+            _error(f"{sheet_report.sheet}: {sheet_report.error}")
             continue
         title = f"{sheet_report.sheet}" + (" (dry run: nothing placed)" if sheet_report.dry_run else "")
-        table = Table(title=title, title_justify="left", show_header=True)
+        table = Table(title=escape(title), title_justify="left", show_header=True)
         table.add_column("")
         table.add_column("rows", justify="right")
         counts = [
@@ -377,7 +433,10 @@ def _print_report(report: app.RunReport, as_json: bool) -> None:
             spend = Table("panel", "estimated", "actual", "currency", title="spend", title_justify="left")
             for panel, s in sheet_report.spend.items():
                 spend.add_row(
-                    panel, str(s.estimated), "-" if sheet_report.dry_run else str(s.actual), s.currency
+                    escape(panel),
+                    str(s.estimated),
+                    "-" if sheet_report.dry_run else str(s.actual),
+                    escape(s.currency),
                 )
             console.print(spend)
         if sheet_report.dry_run and sheet_report.would_order:
@@ -385,31 +444,40 @@ def _print_report(report: app.RunReport, as_json: bool) -> None:
             for request in sheet_report.would_order:
                 orders.add_row(
                     str(request.row),
-                    request.panel,
-                    f"{request.service.id} {request.service.name}",
+                    escape(request.panel),
+                    escape(f"{request.service.id} {request.service.name}"),
                     "" if request.quantity is None else str(request.quantity),
                     str(request.estimated_cost),
                 )
             console.print(orders)
         for problem in sheet_report.problems:
-            console.print(f"  [yellow]![/] {problem}", soft_wrap=True)
+            console.print(f"  [yellow]![/] {escape(problem)}", soft_wrap=True)
         for notice in sheet_report.notices:
-            console.print(f"  [cyan]i[/] {notice}", soft_wrap=True)
-        for message in sheet_report.unreachable.values():
-            err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+            console.print(f"  [cyan]i[/] {escape(notice)}", soft_wrap=True)
+        for message in (*sheet_report.unreachable.values(), *sheet_report.panel_errors.values()):
+            _error(message)
 
 
 # --- one-shot commands ------------------------------------------------------------------
 
 
+def _order_ids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """IDs as separate arguments or comma-separated (`status 101 102` = `status 101,102`)."""
+    ids = [part.strip() for value in values for part in value.split(",")]
+    if not any(ids) or not all(ids):
+        raise click.BadParameter("give order IDs like 10001 or 10001,10002 (an ID cannot be empty)")
+    return tuple(dict.fromkeys(ids))
+
+
 def _one_shot_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
     command = click.option("--panel", help="The panel (default: the first configured).")(command)
-    command = click.argument("order_ids", nargs=-1, required=True)(command)
+    command = click.argument("order_ids", nargs=-1, required=True, callback=_order_ids)(command)
     return command
 
 
 def _print_items(results: dict[str, Any], as_json: bool, describe: Callable[[Any], dict[str, Any]]) -> None:
+    """One line per ID: the answer, or the panel's error for it (then exit 1)."""
     data = {
         key: {"error": value.message} if isinstance(value, ItemError) else describe(value)
         for key, value in results.items()
@@ -420,9 +488,10 @@ def _print_items(results: dict[str, Any], as_json: bool, describe: Callable[[Any
         columns = sorted({column for row in data.values() for column in row}, key=lambda c: (c == "error", c))
         table = Table("id", *columns)
         for key, row in data.items():
-            table.add_row(key, *[str(row.get(c, "")) for c in columns])
+            cells = ["" if row.get(c) is None else str(row[c]) for c in columns]
+            table.add_row(escape(key), *map(escape, cells))
         console.print(table)
-    if any(isinstance(value, ItemError) for value in results.values()):
+    if any("error" in row for row in data.values()):
         sys.exit(int(ExitCode.ROWS_FAILED))
 
 
@@ -462,7 +531,9 @@ def refill(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None
 def cancel(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None:
     """Ask the panel to cancel orders, by ID."""
     _print_items(
-        app.request_cancels(_config(), order_ids, panel), as_json, lambda ok: {"cancel": "requested"}
+        app.request_cancels(_config(), order_ids, panel),
+        as_json,
+        lambda ok: {"cancel": "requested"} if ok else {"error": "the panel did not accept the cancel"},
     )
 
 
@@ -479,9 +550,9 @@ def demo(folder: str) -> None:
     """Run the whole job on an example sheet against a built-in local panel (no account needed)."""
     from sheetorders.demo import run_demo
 
-    report = run_demo(Path(folder), on_step=lambda text: console.print(text, soft_wrap=True))
+    report = run_demo(Path(folder), on_step=lambda text: console.print(escape(text), soft_wrap=True))
     _print_report(report.run, as_json=False)
-    console.print(report.closing, soft_wrap=True)
+    console.print(escape(report.closing), soft_wrap=True)
 
 
 def main() -> None:
