@@ -18,7 +18,7 @@ from sheetorders.config import Config
 from sheetorders.errors import ExitCode, LockHeld, PanelError, SheetordersError, UsageError
 from sheetorders.journal import Journal
 from sheetorders.models import Balance, ItemError, OrderStatus, Service
-from sheetorders.pipeline import ClientFactory, Panels, PassOptions, PassReport, make_client, run_pass
+from sheetorders.pipeline import ClientFactory, Panels, PassOptions, PassReport, run_pass
 
 
 @dataclass
@@ -46,7 +46,7 @@ def _panel_names(config: Config, panel: str | None) -> list[str]:
 
 
 def list_services(
-    config: Config, panel: str | None = None, search: str | None = None, factory: ClientFactory = make_client
+    config: Config, panel: str | None = None, search: str | None = None, factory: ClientFactory | None = None
 ) -> dict[str, list[Service] | PanelError]:
     """The catalog of each panel (or one), optionally only services whose name/category/type match."""
     needle = (search or "").lower()
@@ -59,27 +59,27 @@ def list_services(
         return panels.each(_panel_names(config, panel), fetch)
 
 
-def get_balances(config: Config, factory: ClientFactory = make_client) -> dict[str, Balance | PanelError]:
+def get_balances(config: Config, factory: ClientFactory | None = None) -> dict[str, Balance | PanelError]:
     with Panels(config, factory) as panels:
         return panels.each(list(config.panels), lambda name: panels.client(name).balance())
 
 
 def order_statuses(
-    config: Config, order_ids: Iterable[str], panel: str | None = None, factory: ClientFactory = make_client
+    config: Config, order_ids: Iterable[str], panel: str | None = None, factory: ClientFactory | None = None
 ) -> dict[str, OrderStatus | ItemError]:
     with Panels(config, factory) as panels:
         return panels.client(_panel_names(config, panel)[0]).statuses(list(order_ids))
 
 
 def request_refills(
-    config: Config, order_ids: Iterable[str], panel: str | None = None, factory: ClientFactory = make_client
+    config: Config, order_ids: Iterable[str], panel: str | None = None, factory: ClientFactory | None = None
 ) -> dict[str, str | ItemError]:
     with Panels(config, factory) as panels:
         return panels.client(_panel_names(config, panel)[0]).refills(list(order_ids))
 
 
 def request_cancels(
-    config: Config, order_ids: Iterable[str], panel: str | None = None, factory: ClientFactory = make_client
+    config: Config, order_ids: Iterable[str], panel: str | None = None, factory: ClientFactory | None = None
 ) -> dict[str, bool | ItemError]:
     with Panels(config, factory) as panels:
         return panels.client(_panel_names(config, panel)[0]).cancel(list(order_ids))
@@ -134,7 +134,7 @@ def run_sheets(
     options: PassOptions | None = None,
     *,
     wait: bool = False,
-    factory: ClientFactory = make_client,
+    factory: ClientFactory | None = None,
     panels: Panels | None = None,
 ) -> RunReport:
     """One pass over every sheet of the config; a sheet's failure does not stop the others."""
@@ -179,7 +179,7 @@ def sync_every(
     stop: threading.Event,
     *,
     wait: bool = False,
-    factory: ClientFactory = make_client,
+    factory: ClientFactory | None = None,
     max_passes: int | None = None,
 ) -> RunReport:
     """Repeat `run_sheets` every `interval` seconds until `stop` is set; return the last report.

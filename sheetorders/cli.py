@@ -24,7 +24,7 @@ from rich.table import Table
 from sheetorders import __version__, app
 from sheetorders.config import Config, find_config, load_config
 from sheetorders.errors import ExitCode, PanelError, SheetordersError
-from sheetorders.models import ItemError
+from sheetorders.models import ItemError, money
 from sheetorders.pipeline import PassOptions
 
 console = Console(highlight=False)
@@ -434,8 +434,8 @@ def _print_report(report: app.RunReport, as_json: bool) -> None:
             for panel, s in sheet_report.spend.items():
                 spend.add_row(
                     escape(panel),
-                    str(s.estimated),
-                    "-" if sheet_report.dry_run else str(s.actual),
+                    money(s.estimated),
+                    "-" if sheet_report.dry_run else money(s.actual),
                     escape(s.currency),
                 )
             console.print(spend)
@@ -447,7 +447,7 @@ def _print_report(report: app.RunReport, as_json: bool) -> None:
                     escape(request.panel),
                     escape(f"{request.service.id} {request.service.name}"),
                     "" if request.quantity is None else str(request.quantity),
-                    str(request.estimated_cost),
+                    money(request.estimated_cost),
                 )
             console.print(orders)
         for problem in sheet_report.problems:

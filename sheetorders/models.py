@@ -67,3 +67,10 @@ class RefillStatus:
     @property
     def is_final(self) -> bool:
         return is_final_refill_status(self.status)
+
+
+def money(value: Decimal) -> str:
+    """A sum as people write it: no exponent, no trailing zeros beyond the cents."""
+    text = format(value.normalize(), "f")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"

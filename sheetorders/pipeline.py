@@ -37,7 +37,14 @@ from sheetorders.errors import (
     SheetError,
 )
 from sheetorders.journal import Journal, JournalRow, new_ref, utc_now
-from sheetorders.models import Balance, ItemError, Service, is_final_order_status, is_final_refill_status
+from sheetorders.models import (
+    Balance,
+    ItemError,
+    Service,
+    is_final_order_status,
+    is_final_refill_status,
+    money,
+)
 from sheetorders.panel import PanelClient
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, open_backend
 from sheetorders.validate import OrderRequest, is_blank_row, parse_whole_number, validate_row
@@ -177,7 +184,7 @@ class PassReport:
             "cancels": self.cancels,
             "action_errors": self.action_errors,
             "spend": {
-                panel: {"estimated": str(s.estimated), "actual": str(s.actual), "currency": s.currency}
+                panel: {"estimated": money(s.estimated), "actual": money(s.actual), "currency": s.currency}
                 for panel, s in self.spend.items()
             },
             "problems": self.problems,
@@ -221,7 +228,7 @@ def make_client(panel: PanelConfig) -> PanelClient:
 class Panels:
     """The configured panels' clients and catalogs, opened on first use and shared by passes."""
 
-    def __init__(self, config: Config, factory: ClientFactory = make_client) -> None:
+    def __init__(self, config: Config, factory: ClientFactory | None = None) -> None:
         self.config = config
         self._factory = factory
         self._clients: dict[str, PanelClient] = {}
@@ -230,7 +237,8 @@ class Panels:
     def client(self, name: str) -> PanelClient:
         with self._lock:
             if name not in self._clients:
-                self._clients[name] = self._factory(self.config.panel(name))
+                factory = self._factory or make_client  # looked up now, so tests can patch it
+                self._clients[name] = factory(self.config.panel(name))
             return self._clients[name]
 
     def close(self) -> None:

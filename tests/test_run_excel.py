@@ -383,3 +383,33 @@ def test_an_uncertain_row_is_settled_by_typing_the_order_id_found_on_the_panel(s
     row = read_sheet(sheet)[0]
     assert row["order_id"] == found and row["status"] == "Pending" and row["error"] is None
     assert panel.ledger.calls["add"] == 1
+
+
+def test_headers_in_the_teams_own_words_are_mapped_by_the_config(tmp_path, panel):
+    from openpyxl import Workbook
+
+    from sheetorders.config import load_config
+    from sheetorders.testing.workbooks import write_config
+
+    workbook = Workbook()
+    ws = workbook.active
+    ws.title = "Orders"
+    ws.append(["Услуга", "Ссылка", "Количество", "Order ID", "Комментарий"])
+    ws.append([2, "https://instagram.com/ru", 150, None, "оставить как есть"])
+    workbook.save(tmp_path / "orders.xlsx")
+    config = load_config(
+        write_config(
+            tmp_path,
+            panel.url,
+            tmp_path / "orders.xlsx",
+            columns={"Услуга": "service", "ссылка": "link", "КОЛИЧЕСТВО": "quantity"},
+        )
+    )
+    assert run_sheets(config).sheets[0].ordered == 1
+    ws = load_workbook(tmp_path / "orders.xlsx")["Orders"]
+    header = [c.value for c in ws[1]]
+    assert header[:5] == ["Услуга", "Ссылка", "Количество", "Order ID", "Комментарий"]
+    assert "order_id" not in header  # the existing "Order ID" column is used
+    assert ws.cell(row=2, column=4).value == next(iter(panel.ledger.orders))
+    assert ws.cell(row=2, column=5).value == "оставить как есть"
+    assert panel.order(ws.cell(row=2, column=4).value).quantity == 150

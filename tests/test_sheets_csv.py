@@ -139,4 +139,4 @@ def test_text_that_a_spreadsheet_would_run_as_a_formula_is_written_as_text(tmp_p
     backend = CsvBackend(str(path))
     backend.read()
     backend.write([CellWrite(2, 2, '=HYPERLINK("http://evil")'), CellWrite(2, 1, 5)])
-    assert path.read_text().splitlines()[1] == "5,\"'=HYPERLINK(\"\"http://evil\"\")\""
+    assert path.read_text().splitlines()[1] == '5,"\'=HYPERLINK(""http://evil"")"'
