@@ -14,13 +14,14 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sheetorders.errors import JournalError
+from sheetorders.models import is_final_order_status, is_final_refill_status
 
 SCHEMA_VERSION = 1
 
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS rows (
     error TEXT,
     estimated_cost TEXT,
     written INTEGER NOT NULL DEFAULT 0,
+    order_status TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -74,6 +76,7 @@ CREATE TABLE IF NOT EXISTS requests (
     result TEXT,
     error TEXT,
     written INTEGER NOT NULL DEFAULT 0,
+    refill_status TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
@@ -135,6 +138,7 @@ class Journal:
             # FULL: a committed "sending" or "accepted" survives a power cut, not only a killed process.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._check_version()
         except sqlite3.DatabaseError as error:
             raise JournalError(f"{self.path}: cannot open the journal ({error})") from None
@@ -150,6 +154,13 @@ class Journal:
             raise JournalError(
                 f"{self.path}: journal written by a newer sheetorders (schema {found['value']}); upgrade"
             )
+
+    def _add_missing_columns(self) -> None:
+        """Journals written before a column existed get it (empty)."""
+        for table, column in (("rows", "order_status"), ("requests", "refill_status")):
+            names = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in names:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -261,6 +272,27 @@ class Journal:
         with self._lock:
             return self._db.execute("SELECT * FROM attempts WHERE ref = ? ORDER BY id", (ref,)).fetchall()
 
+    def open_orders(self, sheet: str) -> list[tuple[str, str, str]]:
+        """(ref, panel, order_id) of the sheet's placed orders whose last known status is not final."""
+        with self._lock:
+            found = self._db.execute(
+                "SELECT ref, panel, order_id, order_status FROM rows WHERE sheet = ? AND state = ?",
+                (sheet, ACCEPTED),
+            ).fetchall()
+        return [
+            (row["ref"], row["panel"], row["order_id"])
+            for row in found
+            if row["order_id"]
+            and not is_final_order_status(row["order_status"])
+        ]
+
+    def set_order_statuses(self, statuses: Mapping[str, str]) -> None:
+        """Remember the last status seen of each ref's order."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE rows SET order_status = ? WHERE ref = ?", [(s, ref) for ref, s in statuses.items()]
+            )
+
     # --- refills and cancels -------------------------------------------------
 
     def begin_request(self, *, sheet: str, ref: str | None, panel: str, order_id: str, action: str) -> int:
@@ -301,6 +333,29 @@ class Journal:
             )
             for row in found
         ]
+
+    def open_refills(self, sheet: str) -> list[tuple[int, str, str]]:
+        """(request id, panel, refill id) of the sheet's refills whose last known status is not final."""
+        with self._lock:
+            found = self._db.execute(
+                """SELECT id, panel, result, refill_status FROM requests
+                   WHERE sheet = ? AND action = 'refill' AND state = ?""",
+                (sheet, ACCEPTED),
+            ).fetchall()
+        return [
+            (row["id"], row["panel"], row["result"])
+            for row in found
+            if row["result"]
+            and not is_final_refill_status(row["refill_status"])
+        ]
+
+    def set_refill_statuses(self, statuses: Mapping[str, str], sheet: str) -> None:
+        """Remember the last status seen of each refill (by refill ID)."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE requests SET refill_status = ? WHERE sheet = ? AND action = 'refill' AND result = ?",
+                [(s, sheet, refill_id) for refill_id, s in statuses.items()],
+            )
 
     def mark_requests_written(self, request_ids: Iterable[int]) -> None:
         ids = list(request_ids)

@@ -40,6 +40,8 @@ from sheetorders.journal import Journal, JournalRow, new_ref, utc_now
 from sheetorders.models import (
     Balance,
     ItemError,
+    OrderStatus,
+    RefillStatus,
     Service,
     is_final_order_status,
     is_final_refill_status,
@@ -310,6 +312,12 @@ class SheetPass:
         self.written_refs: set[str] = set()
         self.written_requests: set[int] = set()
         self._report_lock = threading.Lock()
+        # Statuses asked for before the sheet was read, by panel: order/refill ID -> answer.
+        self.known_orders: dict[str, dict[str, OrderStatus | ItemError]] = defaultdict(dict)
+        self.known_refills: dict[str, dict[str, RefillStatus | ItemError]] = defaultdict(dict)
+        # Whether the panels were asked anything between reading and writing the sheet: only then
+        # can people have had time to move rows, so only then is a (costly) check needed.
+        self.asked_panels_after_read = False
 
     def count(self, counter: str, notice: str | None = None) -> None:
         """Add one to a report counter (and a notice); safe from the submitting threads."""
@@ -318,7 +326,42 @@ class SheetPass:
             if notice:
                 self.report.notices.append(notice)
 
-    # -- read and reconcile --
+    # -- prefetch, read and reconcile --
+
+    def prefetch(self) -> None:
+        """Ask about the open orders and refills the journal knows before reading the sheet, so a
+        pass that only refreshes them reads and writes the sheet back to back."""
+        orders: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        refills: dict[str, list[str]] = defaultdict(list)
+        for ref, panel_name, order_id in self.journal.open_orders(self.sheet_key):
+            if panel_name in self.config.panels:
+                orders[panel_name].append((ref, order_id))
+        for _, panel_name, refill_id in self.journal.open_refills(self.sheet_key):
+            if panel_name in self.config.panels:
+                refills[panel_name].append(refill_id)
+
+        def fetch(panel_name: str) -> None:
+            client = self.panels.client(panel_name)
+            if orders[panel_name]:
+                answers = client.statuses([order_id for _, order_id in orders[panel_name]])
+                self.known_orders[panel_name] = answers
+                statuses = {}
+                for ref, order_id in orders[panel_name]:
+                    answer = answers.get(order_id)
+                    if isinstance(answer, OrderStatus):
+                        statuses[ref] = answer.status
+                self.journal.set_order_statuses(statuses)
+            if refills[panel_name]:
+                refill_answers = client.refill_statuses(refills[panel_name])
+                self.known_refills[panel_name] = refill_answers
+                self.journal.set_refill_statuses(
+                    {rid: a.status for rid, a in refill_answers.items() if isinstance(a, RefillStatus)},
+                    self.sheet_key,
+                )
+
+        for panel_name, result in self.panels.each(set(orders) | set(refills), fetch).items():
+            if isinstance(result, PanelError):
+                self._panel_failed(panel_name, result)
 
     def read(self) -> None:
         self.table = self.backend.read()
@@ -528,6 +571,7 @@ class SheetPass:
     # -- submit --
 
     def submit(self, planned: list[tuple[SheetRow, OrderRequest]]) -> None:
+        self.asked_panels_after_read |= bool(planned)
         by_panel: dict[str, list[tuple[SheetRow, OrderRequest]]] = defaultdict(list)
         for item in planned:
             by_panel[item[1].panel].append(item)
@@ -680,6 +724,7 @@ class SheetPass:
             self._send_requests(panel_name, action, rows)
 
     def _send_requests(self, panel_name: str, action: str, rows: list[SheetRow]) -> None:
+        self.asked_panels_after_read = True
         client = self.panels.client(panel_name)
         for start in range(0, len(rows), 100):
             batch = rows[start : start + 100]
@@ -777,25 +822,53 @@ class SheetPass:
             if row.text("refill_id") and not is_final_refill_status(row.text("refill_status")):
                 open_refills[panel_name].append(row)
 
+        def unknown_orders(panel_name: str) -> list[str]:
+            known = self.known_orders[panel_name]
+            return [row.order_id for row in open_orders.get(panel_name, []) if row.order_id not in known]
+
+        def unknown_refills(panel_name: str) -> list[str]:
+            known = self.known_refills[panel_name]
+            return [
+                r.text("refill_id")
+                for r in open_refills.get(panel_name, [])
+                if r.text("refill_id") not in known
+            ]
+
         def refresh_panel(panel_name: str) -> None:
             client = self.panels.client(panel_name)
-            rows = open_orders.get(panel_name, [])
-            if rows:
-                answers = client.statuses([row.order_id for row in rows])
-                for row in rows:
-                    self._apply_status(row, answers.get(row.order_id))
-            refill_rows = open_refills.get(panel_name, [])
-            if refill_rows:
-                refill_answers = client.refill_statuses([row.text("refill_id") for row in refill_rows])
-                for row in refill_rows:
-                    answer = refill_answers.get(row.text("refill_id"))
-                    if isinstance(answer, ItemError):
-                        row.set("error", f"refill {answer.id}: {answer.message}")
-                    elif answer is not None and answer.status != row.text("refill_status"):
-                        row.set("refill_status", answer.status)
-                        row.set("updated_at", utc_now())
+            ask = unknown_orders(panel_name)
+            answers = {**self.known_orders[panel_name], **(client.statuses(ask) if ask else {})}
+            asked: dict[str, str] = {}
+            for row in open_orders.get(panel_name, []):
+                answer = answers.get(row.order_id)
+                self._apply_status(row, answer)
+                if row.order_id in ask and row.ref and isinstance(answer, OrderStatus):
+                    asked[row.ref] = answer.status
+            if asked:
+                self.journal.set_order_statuses(asked)
 
-        results = self.panels.each(set(open_orders) | set(open_refills), refresh_panel)
+            ask = unknown_refills(panel_name)
+            refill_answers = {
+                **self.known_refills[panel_name],
+                **(client.refill_statuses(ask) if ask else {}),
+            }
+            for row in open_refills.get(panel_name, []):
+                answer = refill_answers.get(row.text("refill_id"))
+                if isinstance(answer, ItemError):
+                    row.set("error", f"refill {answer.id}: {answer.message}")
+                elif answer is not None and answer.status != row.text("refill_status"):
+                    row.set("refill_status", answer.status)
+                    row.set("updated_at", utc_now())
+            fresh = {rid: refill_answers[rid] for rid in ask}
+            if fresh:
+                self.journal.set_refill_statuses(
+                    {rid: a.status for rid, a in fresh.items() if isinstance(a, RefillStatus)}, self.sheet_key
+                )
+
+        panels = set(open_orders) | set(open_refills)
+        if any(unknown_orders(name) or unknown_refills(name) for name in panels):
+            self.asked_panels_after_read = True
+        results = self.panels.each(panels, refresh_panel)
         for panel_name, result in results.items():
             if isinstance(result, PanelError):
                 self._panel_failed(panel_name, result)
@@ -848,7 +921,8 @@ class SheetPass:
                 new_header_cells.append(CellWrite(1, columns[name] + 1, name))
 
         targets: dict[int, int] = {row.number: row.number for row in changed}
-        if self.backend.changed_since_read():
+        may_have_moved = self.backend.change_check_is_free or self.asked_panels_after_read
+        if may_have_moved and self.backend.changed_since_read():
             targets = self._relocate(changed)
         cells = list(new_header_cells)
         for row in changed:
@@ -955,6 +1029,8 @@ def run_pass(
     """One pass over one sheet. Panel failures are reported; sheet failures raise SheetError."""
     work = SheetPass(config, sheet, journal, panels, options or PassOptions(), backend)
     try:
+        if not work.options.dry_run:
+            work.prefetch()
         work.read()
         work.reconcile()
         needed = {row.text("panel") or work.default_panel for row in work.rows if work._eligible(row)}
@@ -980,6 +1056,7 @@ def _load_catalogs(work: SheetPass, names: set[str]) -> dict[str, dict[str, Serv
         return {service.id: service for service in client.services()}, client.balance()
 
     catalogs: dict[str, dict[str, Service]] = {}
+    work.asked_panels_after_read |= bool(names)
     for name, result in work.panels.each(sorted(names), load).items():
         if isinstance(result, PanelError):
             work._panel_failed(name, result)

@@ -51,6 +51,9 @@ class CellWrite:
 class SheetBackend(ABC):
     """One worksheet of one spreadsheet."""
 
+    # Whether `changed_since_read` costs nothing (a file's stat) rather than a request.
+    change_check_is_free: bool = True
+
     @classmethod
     @abstractmethod
     def accepts(cls, source: str) -> bool:

@@ -365,6 +365,7 @@ class GoogleSheetsBackend(SheetBackend):
     """One tab of a Google spreadsheet, through the Sheets API v4."""
 
     max_body_bytes = MAX_BODY_BYTES
+    change_check_is_free = False  # it reads the tab again
 
     @classmethod
     def accepts(cls, source: str) -> bool:
