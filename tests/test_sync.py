@@ -261,3 +261,58 @@ def test_sync_every_stops_cleanly_on_sigterm(tmp_path, panel):
     row = read_sheet(sheet)[0]
     assert row["order_id"]
     assert not Path(f"{tmp_path / '.sheetorders' / 'journal.sqlite'}.lock.owner").exists()
+
+
+KILL_BEFORE_SAVING = """
+import os, signal, sys
+from sheetorders.app import run_sheets
+from sheetorders.config import load_config
+from sheetorders.sheets.excel import ExcelBackend
+
+def killed_before_saving(self, cells):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+ExcelBackend.write = killed_before_saving
+run_sheets(load_config(sys.argv[1]))
+"""
+
+
+def run_killed_before_saving(config_path: Path) -> int:
+    process = subprocess.run(
+        [sys.executable, "-c", KILL_BEFORE_SAVING, str(config_path)],
+        env={**os.environ, "TEST_PANEL_KEY": TEST_KEY},
+        capture_output=True,
+        timeout=60,
+    )
+    return process.returncode
+
+
+def test_orders_and_refills_of_a_process_killed_before_saving_are_neither_resent_nor_lost(tmp_path, panel):
+    sheet = build_order_workbook(
+        tmp_path / "orders.xlsx",
+        [{"service": 2, "link": f"https://instagram.com/kill{i}", "quantity": 100} for i in range(3)],
+    )
+    config_path = write_config(tmp_path, panel.url, sheet)
+    assert run_killed_before_saving(config_path) == -signal.SIGKILL
+    assert panel.ledger.calls["add"] == 3
+    assert all(row["order_id"] is None for row in read_sheet(sheet))  # the sheet never heard back
+
+    config = load_config(config_path)
+    report = run_sheets(config)
+    assert report.sheets[0].recovered == 3 and report.sheets[0].ordered == 0
+    assert panel.ledger.calls["add"] == 3
+    assert {row["order_id"] for row in read_sheet(sheet)} == set(panel.ledger.orders)
+
+    panel.advance(3600)
+    run_sheets(config)
+    set_cells(sheet, {(2, "action"): "refill", (3, "action"): "refill"})
+    assert run_killed_before_saving(config_path) == -signal.SIGKILL
+    assert panel.ledger.calls["refill"] == 1  # one batch of two
+    assert len(panel.ledger.refills) == 2
+
+    run_sheets(config)
+    run_sheets(config)
+    assert panel.ledger.calls["refill"] == 1
+    rows = read_sheet(sheet)
+    assert {rows[0]["refill_id"], rows[1]["refill_id"]} == set(panel.ledger.refills)
+    assert rows[0]["action"] == rows[1]["action"] == "refill sent"
