@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
@@ -41,6 +40,7 @@ from sheetorders.errors import (
     RateLimited,
 )
 from sheetorders.models import Balance, ItemError, OrderStatus, RefillStatus, Service
+from sheetorders.retry_after import parse_retry_after
 
 __all__ = ["BATCH_SIZE", "DEFAULT_TIMEOUT", "USER_AGENT", "PanelClient", "RetryPolicy"]
 
@@ -399,7 +399,7 @@ class PanelClient:
                 )
             )
         if status == 429:
-            retry_after = _parse_retry_after(response.headers.get("retry-after"))
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise RateLimited(
                 "rate limited (HTTP 429)", panel=self.name, action=action, retry_after=retry_after
             )
@@ -499,24 +499,6 @@ _MISSING: Any = object()
 
 def _since(started: float) -> float:
     return time.monotonic() - started
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: either a number of seconds or an HTTP-date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _error_message(payload: Any) -> str | None:

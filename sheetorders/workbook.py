@@ -11,48 +11,10 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-# The columns a new sheet starts with; the tool appends the output columns it needs.
-TEMPLATE_COLUMNS = (
-    "panel",
-    "service",
-    "link",
-    "quantity",
-    "runs",
-    "interval",
-    "comments",
-    "usernames",
-    "hashtags",
-    "hashtag",
-    "username",
-    "media",
-    "keywords",
-    "answer_number",
-    "groups",
-    "min",
-    "max",
-    "posts",
-    "old_posts",
-    "delay",
-    "expiry",
-    "country",
-    "device",
-    "type_of_traffic",
-    "google_keyword",
-    "referring_url",
-    "note",
-    "action",
-    "ref",
-    "order_id",
-    "status",
-    "charge",
-    "currency",
-    "start_count",
-    "remains",
-    "error",
-    "updated_at",
-    "refill_id",
-    "refill_status",
-)
+from sheetorders.columns import ACTION_COLUMN, ORDER_FIELDS, OUTPUT_COLUMNS
+
+# The columns a new sheet starts with: what users fill, an example of their own column, what the tool writes.
+TEMPLATE_COLUMNS = ("panel", "service", *ORDER_FIELDS, "note", ACTION_COLUMN, *OUTPUT_COLUMNS)
 OUTPUT_FROM = TEMPLATE_COLUMNS.index("ref")
 WIDE = {"link": 42, "comments": 30, "usernames": 22, "error": 60, "note": 24, "updated_at": 21}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +17,14 @@ from typing import Any
 
 from sheetorders.errors import SheetError
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
-from sheetorders.sheets.excel import FileStamp, atomic_write, check_not_locked, file_stamp, is_url
+from sheetorders.sheets.files import (
+    FileStamp,
+    atomic_write,
+    check_not_locked,
+    file_stamp,
+    is_url,
+    read_unlocked,
+)
 
 BOM = "\ufeff"
 
@@ -63,15 +69,7 @@ class CsvBackend(SheetBackend):
         return self.source
 
     def read(self) -> SheetTable:
-        check_not_locked(self.path)
-        try:
-            with self.path.open("rb") as handle:
-                st = os.fstat(handle.fileno())
-                data = handle.read()
-        except FileNotFoundError as exc:
-            raise SheetError(f"{self.path} not found") from exc
-        except OSError as exc:
-            raise SheetError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        stamp, data = read_unlocked(self.path)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -87,7 +85,7 @@ class CsvBackend(SheetBackend):
             raise SheetError(f"{self.path} is not a valid CSV file: {exc}") from exc
         while rows and not any(rows[-1]):
             rows.pop()
-        self._rows, self._stamp = rows, (st.st_mtime_ns, st.st_size)
+        self._rows, self._stamp = rows, stamp
 
         table = [[value or None for value in row] for row in rows]
         for row in table:

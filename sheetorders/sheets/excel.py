@@ -13,24 +13,17 @@ conditional formats or validations stored only as Excel 2010+ extensions. VBA
 macros in an .xlsm are kept (`keep_vba`). Formulas are stored as text; their
 cached results are dropped, and Excel recalculates them when it next opens the
 file.
-
-The module also holds the file helpers the other local-file backends share:
-`file_stamp`, `check_not_locked` and `atomic_write`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import stat
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from copy import copy
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from openpyxl import load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -39,92 +32,19 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
-from sheetorders.errors import SheetError, SheetLocked
+from sheetorders.errors import SheetError
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
+from sheetorders.sheets.files import (
+    FileStamp,
+    atomic_write,
+    check_not_locked,
+    file_stamp,
+    is_url,
+    read_unlocked,
+)
 
-FileStamp = tuple[int, int]
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
-
-def is_url(source: str) -> bool:
-    return "://" in source
-
-
-def file_stamp(path: Path) -> FileStamp | None:
-    """(mtime_ns, size) of `path`, or None when it does not exist."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
-def check_not_locked(path: Path) -> None:
-    """Raise SheetLocked when Excel or LibreOffice has `path` open (they leave a lock file beside it)."""
-    excel_lock = path.with_name(f"~${path.name}")
-    if excel_lock.exists():
-        raise SheetLocked(
-            f"{path} is open in Excel (lock file {excel_lock.name}): close it and run again "
-            "(if nobody has it open, the lock file was left by a crash: delete it)"
-        )
-    office_lock = path.with_name(f".~lock.{path.name}#")
-    if office_lock.exists():
-        raise SheetLocked(
-            f"{path} is open in LibreOffice (lock file {office_lock.name}): close it and run again"
-        )
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Replace `path` with what `write` puts into a binary file, all or nothing.
-
-    The new content goes to a temporary file in the same folder (so the final
-    rename stays on one file system), is flushed to disk, gets the original's
-    permission bits, and then replaces the original. On any failure the
-    original is untouched and the temporary file removed.
-    """
-    try:
-        original = path.stat()
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix, delete=False
-        ) as handle:
-            temp = Path(handle.name)
-            try:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            except BaseException:
-                handle.close()
-                temp.unlink(missing_ok=True)
-                raise
-        try:
-            os.chmod(temp, stat.S_IMODE(original.st_mode))
-            _copy_owner(temp, original)
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise SheetError(f"cannot save {path}: {exc.strerror or exc}") from exc
-    _fsync_folder(path.parent)
-
-
-def _copy_owner(temp: Path, original: os.stat_result) -> None:
-    if not hasattr(os, "chown") or (original.st_uid, original.st_gid) == (os.getuid(), os.getgid()):
-        return
-    # Only root may give a file away; a user may still set a group they belong to.
-    with contextlib.suppress(OSError):
-        os.chown(temp, original.st_uid, original.st_gid)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable; folders cannot be opened on Windows, so skip there.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _plain(value: Any) -> Cell:
@@ -173,15 +93,7 @@ class ExcelBackend(SheetBackend):
         self._header_count = 0
 
     def read(self) -> SheetTable:
-        check_not_locked(self.path)
-        try:
-            with self.path.open("rb") as handle:
-                st = os.fstat(handle.fileno())
-                data = handle.read()
-        except FileNotFoundError as exc:
-            raise SheetError(f"{self.path} not found") from exc
-        except OSError as exc:
-            raise SheetError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        stamp, data = read_unlocked(self.path)
         try:
             workbook = load_workbook(
                 io.BytesIO(data),
@@ -211,7 +123,7 @@ class ExcelBackend(SheetBackend):
         headers = rows[0] if rows else []
 
         self._workbook, self._sheet = workbook, sheet
-        self._stamp = (st.st_mtime_ns, st.st_size)
+        self._stamp = stamp
         self._header_count = len(headers)
         return SheetTable(headers=headers, rows=rows[1:])
 

@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,6 +46,7 @@ from gspread.http_client import HTTPClient
 from gspread.utils import convert_credentials
 
 from sheetorders.errors import SheetError
+from sheetorders.retry_after import parse_retry_after
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
 
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
@@ -96,18 +96,7 @@ def _retry_after(error: BaseException) -> float | None:
     """Seconds from a 429/503 answer's Retry-After header (delta-seconds or HTTP date)."""
     if not isinstance(error, APIError):
         return None
-    value = error.response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return parse_retry_after(error.response.headers.get("Retry-After"))
 
 
 def _status(error: APIError) -> int:
