@@ -282,8 +282,7 @@ class Journal:
         return [
             (row["ref"], row["panel"], row["order_id"])
             for row in found
-            if row["order_id"]
-            and not is_final_order_status(row["order_status"])
+            if row["order_id"] and not is_final_order_status(row["order_status"])
         ]
 
     def set_order_statuses(self, statuses: Mapping[str, str]) -> None:
@@ -345,8 +344,7 @@ class Journal:
         return [
             (row["id"], row["panel"], row["result"])
             for row in found
-            if row["result"]
-            and not is_final_refill_status(row["refill_status"])
+            if row["result"] and not is_final_refill_status(row["refill_status"])
         ]
 
     def set_refill_statuses(self, statuses: Mapping[str, str], sheet: str) -> None:
