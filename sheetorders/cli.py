@@ -357,8 +357,9 @@ def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> Non
     stop = threading.Event()
 
     def request_stop(signum: int, frame: Any) -> None:
-        if not stop.is_set():
-            err_console.print("stopping after the current pass…")
+        if stop.is_set():  # asked twice: stop now; the journal keeps what the pass had sent
+            signal.default_int_handler(signum, frame)
+        err_console.print("stopping after the current pass… (again to stop at once)")
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -372,9 +373,8 @@ def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> Non
                 console.print(escape(_one_line(sheet_report)), soft_wrap=True)
         sys.stdout.flush()
 
-    last = app.sync_every(config, interval, on_pass, stop, wait=wait)
-    err_console.print("sync stopped")
-    sys.exit(int(last.exit_code))
+    app.sync_every(config, interval, on_pass, stop, wait=wait)
+    err_console.print("sync stopped")  # as asked: each pass's own outcome was on its line
 
 
 def _one_line(report: Any) -> str:
