@@ -14,11 +14,11 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sheetorders.errors import JournalError
 from sheetorders.models import is_final_order_status, is_final_refill_status
@@ -84,6 +84,17 @@ CREATE INDEX IF NOT EXISTS requests_by_sheet ON requests (sheet, written);
 """
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class _Job:
+    work: Callable[[sqlite3.Connection], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -144,7 +155,10 @@ class Journal:
             raise JournalError(f"{self.path}: cannot open the journal ({error})") from None
         except OSError as error:
             raise JournalError(f"{self.path}: cannot create the journal ({error.strerror})") from None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection: one statement at a time
+        self._commit_lock = threading.Lock()  # one group commit at a time
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []
 
     def _check_version(self) -> None:
         found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -171,16 +185,53 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in a transaction that is on disk when this returns.
+
+        Threads that write at the same time share one commit (one sync to disk): each queues
+        its work, and whichever thread gets the commit lock commits everything queued so far.
+        """
+        job = _Job(work)
+        with self._queue_lock:
+            self._queue.append(job)
+        while not job.done.is_set():
+            with self._commit_lock:
+                if job.done.is_set():
+                    break
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if isinstance(job.error, sqlite3.Error):
+            raise JournalError(f"{self.path}: cannot record in the journal ({job.error})") from job.error
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                for job in batch:
+                    # A savepoint each, so that one failing job does not undo the others.
+                    self._db.execute("SAVEPOINT job")
+                    try:
+                        job.result = job.work(self._db)
+                    except sqlite3.Error as error:
+                        self._db.execute("ROLLBACK TO job")
+                        job.error = error
+                    self._db.execute("RELEASE job")
+                self._db.execute("COMMIT")
+        except BaseException as error:
+            with self._lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            for job in batch:
+                job.error = job.error or error
+            if not isinstance(error, sqlite3.Error):
                 raise
-            self._db.execute("COMMIT")
+        finally:
+            for job in batch:
+                job.done.set()
 
     # --- orders ------------------------------------------------------------
 
@@ -208,7 +259,8 @@ class Journal:
     ) -> None:
         """Record, durably, that an `add` for this row is about to be sent."""
         now = utc_now()
-        with self._transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Any:
             db.execute(
                 """INSERT INTO rows (ref, sheet, fingerprint, panel, service, link, row_number, state,
                                      estimated_cost, created_at, updated_at)
@@ -238,12 +290,15 @@ class Journal:
                 (ref, now),
             )
 
+        self._write(work)
+
     def finish_add(
         self, ref: str, state: str, *, order_id: str | None = None, error: str | None = None
     ) -> None:
         """Record the panel's answer (or the lack of one) for the row's last `add`."""
         now = utc_now()
-        with self._transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Any:
             db.execute(
                 """UPDATE rows SET state = ?, order_id = ?, error = ?, written = 0, updated_at = ?
                    WHERE ref = ?""",
@@ -255,18 +310,25 @@ class Journal:
                 (now, state, order_id, error, ref),
             )
 
+        self._write(work)
+
     def set_state(self, ref: str, state: str, *, error: str | None = None) -> None:
-        with self._transaction() as db:
+        def work(db: sqlite3.Connection) -> Any:
             db.execute(
                 "UPDATE rows SET state = ?, error = ?, updated_at = ? WHERE ref = ?",
                 (state, error, utc_now(), ref),
             )
 
+        self._write(work)
+
     def mark_written(self, refs: Iterable[str]) -> None:
         """The sheet now holds these rows' refs and outcomes."""
         refs = list(refs)
-        with self._transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Any:
             db.executemany("UPDATE rows SET written = 1 WHERE ref = ?", [(ref,) for ref in refs])
+
+        self._write(work)
 
     def attempts(self, ref: str) -> list[sqlite3.Row]:
         with self._lock:
@@ -287,16 +349,20 @@ class Journal:
 
     def set_order_statuses(self, statuses: Mapping[str, str]) -> None:
         """Remember the last status seen of each ref's order."""
-        with self._transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Any:
             db.executemany(
                 "UPDATE rows SET order_status = ? WHERE ref = ?", [(s, ref) for ref, s in statuses.items()]
             )
+
+        self._write(work)
 
     # --- refills and cancels -------------------------------------------------
 
     def begin_request(self, *, sheet: str, ref: str | None, panel: str, order_id: str, action: str) -> int:
         now = utc_now()
-        with self._transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Any:
             cursor = db.execute(
                 """INSERT INTO requests (sheet, ref, panel, order_id, action, state, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -304,14 +370,18 @@ class Journal:
             )
             return int(cursor.lastrowid or 0)
 
+        return self._write(work)
+
     def finish_request(
         self, request_id: int, state: str, *, result: str | None = None, error: str | None = None
     ) -> None:
-        with self._transaction() as db:
+        def work(db: sqlite3.Connection) -> Any:
             db.execute(
                 "UPDATE requests SET state = ?, result = ?, error = ?, updated_at = ? WHERE id = ?",
                 (state, result, error, utc_now(), request_id),
             )
+
+        self._write(work)
 
     def requests(self, sheet: str, *, unwritten_only: bool = True) -> list[JournalRequest]:
         query = "SELECT * FROM requests WHERE sheet = ?" + (" AND written = 0" if unwritten_only else "")
@@ -349,16 +419,22 @@ class Journal:
 
     def set_refill_statuses(self, statuses: Mapping[str, str], sheet: str) -> None:
         """Remember the last status seen of each refill (by refill ID)."""
-        with self._transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Any:
             db.executemany(
                 "UPDATE requests SET refill_status = ? WHERE sheet = ? AND action = 'refill' AND result = ?",
                 [(s, sheet, refill_id) for refill_id, s in statuses.items()],
             )
 
+        self._write(work)
+
     def mark_requests_written(self, request_ids: Iterable[int]) -> None:
         ids = list(request_ids)
-        with self._transaction() as db:
+
+        def work(db: sqlite3.Connection) -> Any:
             db.executemany("UPDATE requests SET written = 1 WHERE id = ?", [(i,) for i in ids])
+
+        self._write(work)
 
 
 def _journal_row(row: sqlite3.Row) -> JournalRow:

@@ -30,6 +30,7 @@ from sheetorders.errors import (
     AmbiguousOrder,
     ExitCode,
     InvalidKey,
+    JournalError,
     NotEnoughFunds,
     PanelError,
     PanelRefused,
@@ -668,13 +669,19 @@ class SheetPass:
             stop.set()
             self.count("held_back")
             return
-        self.journal.finish_add(ref, j.ACCEPTED, order_id=order_id)
-        self.written_refs.add(ref)
+        # The sheet is the other place the ID is kept: set it first, whatever the journal says.
         row.set("order_id", order_id)
         row.set("status", "Pending")
         row.set("error", None)
         row.set("updated_at", utc_now())
         self.count("ordered")
+        try:
+            self.journal.finish_add(ref, j.ACCEPTED, order_id=order_id)
+        except JournalError as error:
+            with self._report_lock:
+                self.report.problems.append(f"row {row.number}: order {order_id} placed, {error}")
+            return
+        self.written_refs.add(ref)
 
     # -- refills and cancels typed in the sheet --
 
@@ -837,12 +844,13 @@ class SheetPass:
         def refresh_panel(panel_name: str) -> None:
             client = self.panels.client(panel_name)
             ask = unknown_orders(panel_name)
-            answers = {**self.known_orders[panel_name], **(client.statuses(ask) if ask else {})}
+            fresh_answers = client.statuses(ask) if ask else {}
+            answers = {**self.known_orders[panel_name], **fresh_answers}
             asked: dict[str, str] = {}
             for row in open_orders.get(panel_name, []):
                 answer = answers.get(row.order_id)
                 self._apply_status(row, answer)
-                if row.order_id in ask and row.ref and isinstance(answer, OrderStatus):
+                if row.order_id in fresh_answers and row.ref and isinstance(answer, OrderStatus):
                     asked[row.ref] = answer.status
             if asked:
                 self.journal.set_order_statuses(asked)

@@ -78,10 +78,15 @@ def build_order_workbook(path: Path, rows: Iterable[Mapping[str, Any]] = (), tit
         sheet.column_dimensions[get_column_letter(index)].width = WIDE.get(name, max(10, len(name) + 2))
     sheet.freeze_panes = "C2"
     wrap = Alignment(wrap_text=True, vertical="top")
-    for row in rows:
-        sheet.append([row.get(name) for name in TEMPLATE_COLUMNS])
-        for cell in sheet[sheet.max_row]:
-            cell.alignment = wrap
+    for index in range(1, len(TEMPLATE_COLUMNS) + 1):
+        # A column style, not a style on every cell: what people type later wraps too, and empty
+        # cells are not stored (a 10,000-row sheet stays small and quick to open and save).
+        sheet.column_dimensions[get_column_letter(index)].alignment = wrap
+    for number, row in enumerate(rows, start=2):
+        for index, name in enumerate(TEMPLATE_COLUMNS, start=1):
+            value = row.get(name)
+            if value is not None:
+                sheet.cell(row=number, column=index, value=value).alignment = wrap
     action = get_column_letter(TEMPLATE_COLUMNS.index("action") + 1)
     choices = DataValidation(type="list", formula1='"refill,cancel"', allow_blank=True)
     choices.add(f"{action}2:{action}5000")

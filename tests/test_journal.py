@@ -114,3 +114,43 @@ def test_no_api_key_is_ever_stored(tmp_path, sheet_setup, panel):
     raw = b"".join(p.read_bytes() for p in config.journal.parent.glob("journal.sqlite*"))
     assert raw, "the journal was not written"
     assert TEST_KEY.encode() not in raw
+
+
+def test_threads_writing_at_once_share_commits_and_lose_nothing(tmp_path):
+    import threading
+
+    with Journal(tmp_path / "j.sqlite") as journal:
+        commits = 0
+        original = journal._commit
+
+        def counting(batch):
+            nonlocal commits
+            commits += 1
+            original(batch)
+
+        journal._commit = counting
+
+        def place(worker: int) -> None:
+            for n in range(25):
+                ref = f"so-{worker}-{n}"
+                begin(journal, ref)
+                journal.finish_add(ref, j.ACCEPTED, order_id=f"{worker}{n}")
+
+        threads = [threading.Thread(target=place, args=(w,)) for w in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        rows = journal.rows("orders.xlsx#Orders")
+        assert len(rows) == 400
+        assert all(row.state == j.ACCEPTED and row.order_id for row in rows.values())
+        assert commits < 800  # some commits were shared
+
+
+def test_a_failing_write_does_not_undo_the_others_of_its_commit(tmp_path):
+    with Journal(tmp_path / "j.sqlite") as journal:
+        begin(journal, "so-ok")
+        with pytest.raises(JournalError, match="cannot record"):
+            journal._write(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
+        journal.finish_add("so-ok", j.ACCEPTED, order_id="1")
+        assert journal.get("so-ok").order_id == "1"
