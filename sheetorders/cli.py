@@ -544,15 +544,36 @@ def cancel(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None
 @click.option(
     "--dir", "folder", type=click.Path(file_okay=False), default=".", help="Where to write the demo files."
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Keep the demo panel running afterwards, with a config for it, to try the other commands.",
+)
 @common_options
 @handles_errors
-def demo(folder: str) -> None:
+def demo(folder: str, serve: bool) -> None:
     """Run the whole job on an example sheet against a built-in local panel (no account needed)."""
-    from sheetorders.demo import run_demo
+    from sheetorders.demo import demo_session
 
-    report = run_demo(Path(folder), on_step=lambda text: console.print(escape(text), soft_wrap=True))
-    _print_report(report.run, as_json=False)
-    console.print(escape(report.closing), soft_wrap=True)
+    def say(text: str) -> None:
+        console.print(escape(text), soft_wrap=True)
+
+    with demo_session(Path(folder), on_step=say, serve=serve) as report:
+        _print_report(report.run, as_json=False)
+        say(report.closing)
+        if report.config is not None:
+            say(
+                f"\nThe demo panel keeps running. In another terminal, try:\n"
+                f"  sheetorders -c {report.config} services\n"
+                f"  sheetorders -c {report.config} balance\n"
+                f"  sheetorders -c {report.config} sync      (statuses move on: 1 s here is 1 minute there)\n"
+                "Ctrl-C stops it."
+            )
+            stop = threading.Event()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            while not stop.wait(0.5):
+                pass
 
 
 def main() -> None:

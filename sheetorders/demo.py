@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from sheetorders.app import RunReport, run_sheets
 from sheetorders.config import Config, PanelConfig, SheetConfig
@@ -15,6 +18,7 @@ from sheetorders.workbook import build_order_workbook
 
 DEMO_SHEET = "demo-orders.xlsx"
 DEMO_KEY = "demo-key"
+DEMO_CONFIG = "sheetorders-demo.yaml"
 
 # Example values for each service type's fields; the service IDs come from the demo catalog.
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -84,6 +88,7 @@ class DemoReport:
     run: RunReport
     sheet: Path
     closing: str
+    config: Path | None = None  # with --serve: a config for the running demo panel
 
 
 def example_rows(catalog: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -137,7 +142,15 @@ def example_rows(catalog: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def run_demo(folder: Path, on_step: Callable[[str], None] = print) -> DemoReport:
+@contextmanager
+def demo_session(
+    folder: Path, on_step: Callable[[str], None] = print, serve: bool = False
+) -> Iterator[DemoReport]:
+    """Run the demo; the local panel keeps answering until the `with` block ends.
+
+    With `serve`, a config for that panel is written too (`sheetorders-demo.yaml`), so the
+    other commands can be tried against it while the block lasts.
+    """
     folder = folder.resolve()
     sheet_path = folder / DEMO_SHEET
     with PanelServer(key=DEMO_KEY, speed=60.0) as server:
@@ -155,10 +168,34 @@ def run_demo(folder: Path, on_step: Callable[[str], None] = print) -> DemoReport
         )
         on_step("Running: validate every row, place the valid ones, write the results back…")
         report = run_sheets(config, PassOptions())
-    closing = (
-        f"\nOpen {sheet_path} to see order IDs, statuses, charges, and why invalid rows were refused.\n"
-        "Try `sheetorders run` on your own copy next; `sheetorders demo` starts over with a fresh sheet.\n"
-        "Next: copy config.example.yaml to sheetorders.yaml, point it at your panel and sheet, "
-        "then `sheetorders run --dry-run`."
+        config_path = (
+            write_demo_config(folder / DEMO_CONFIG, server.url, sheet_path, journal) if serve else None
+        )
+        closing = (
+            f"\nOpen {sheet_path} to see order IDs, statuses, charges, and why invalid rows were refused.\n"
+            "Try `sheetorders run` on a copy of your own next; `sheetorders demo` starts afresh.\n"
+            "Next: copy config.example.yaml to sheetorders.yaml, point it at your panel and sheet, "
+            "then `sheetorders run --dry-run`."
+        )
+        try:
+            yield DemoReport(run=report, sheet=sheet_path, closing=closing, config=config_path)
+        finally:
+            if config_path is not None:
+                config_path.unlink(missing_ok=True)
+
+
+def run_demo(folder: Path, on_step: Callable[[str], None] = print) -> DemoReport:
+    with demo_session(folder, on_step) as report:
+        return report
+
+
+def write_demo_config(path: Path, url: str, sheet: Path, journal: Path) -> Path:
+    data = {
+        "panels": {"demo": {"url": url, "key": DEMO_KEY}},  # the demo panel's key is no secret
+        "sheet": {"source": str(sheet), "worksheet": "Orders"},
+        "journal": str(journal),
+    }
+    path.write_text(
+        "# The demo panel's config; it works while `sheetorders demo --serve` runs.\n" + yaml.safe_dump(data)
     )
-    return DemoReport(run=report, sheet=sheet_path, closing=closing)
+    return path

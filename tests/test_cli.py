@@ -706,3 +706,46 @@ def test_sync_every_needs_an_interval(config):
     result = invoke("-c", str(config), "sync", "--every", "soon")
     assert result.exit_code == ExitCode.USAGE
     assert error_lines(result) == ["error: --every: 'soon' is not an interval; use e.g. 30s, 10m or 1h"]
+
+
+def test_demo_serve_keeps_the_panel_up_for_the_other_commands(tmp_path):
+    import signal as signals
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sheetorders", "demo", "--serve", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    config = tmp_path / "sheetorders-demo.yaml"
+    try:
+        deadline = time.monotonic() + 60
+        while not config.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert config.exists(), process.stderr.read() if process.poll() is not None else "no config written"
+        services = subprocess.run(
+            [sys.executable, "-m", "sheetorders", "-c", str(config), "services", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert services.returncode == 0, services.stderr
+        assert "Instagram Followers" in services.stdout
+        sync = subprocess.run(
+            [sys.executable, "-m", "sheetorders", "-c", str(config), "sync", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sync.returncode == 0, sync.stderr  # the demo's invalid rows were reported by the demo's pass
+        summary = json.loads(sync.stdout)["sheets"][0]
+        assert summary["refreshed"] >= 18 and summary["ordered"] == 0
+    finally:
+        process.send_signal(signals.SIGINT)
+        stdout, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Ctrl-C stops it" in stdout
+    assert not config.exists()  # it pointed at a panel that is gone
