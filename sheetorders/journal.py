@@ -211,15 +211,18 @@ class Journal:
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
-                for job in batch:
-                    # A savepoint each, so that one failing job does not undo the others.
-                    self._db.execute("SAVEPOINT job")
-                    try:
-                        job.result = job.work(self._db)
-                    except sqlite3.Error as error:
-                        self._db.execute("ROLLBACK TO job")
-                        job.error = error
-                    self._db.execute("RELEASE job")
+                if len(batch) == 1:
+                    batch[0].result = batch[0].work(self._db)
+                else:
+                    for job in batch:
+                        # A savepoint each, so that one failing job does not undo the others.
+                        self._db.execute("SAVEPOINT job")
+                        try:
+                            job.result = job.work(self._db)
+                        except sqlite3.Error as error:
+                            self._db.execute("ROLLBACK TO job")
+                            job.error = error
+                        self._db.execute("RELEASE job")
                 self._db.execute("COMMIT")
         except BaseException as error:
             with self._lock:
