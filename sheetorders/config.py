@@ -41,6 +41,12 @@ class SheetConfig:
     name: str | None = None
 
     @property
+    def journal_key(self) -> str:
+        """What the journal files this sheet's rows under: its name when it has one (so a moved
+        file keeps its history), else its source and tab."""
+        return f"sheet:{self.name}" if self.name else f"{self.source}#{self.worksheet or ''}"
+
+    @property
     def label(self) -> str:
         return self.name or (f"{self.source} [{self.worksheet}]" if self.worksheet else self.source)
 

@@ -298,7 +298,7 @@ class SheetPass:
     ) -> None:
         self.config = config
         self.sheet = sheet
-        self.sheet_key = f"{sheet.source}#{sheet.worksheet or ''}"
+        self.sheet_key = sheet.journal_key
         self.journal = journal
         self.panels = panels
         self.options = options

@@ -340,7 +340,7 @@ def test_ambiguous_order_interrupted_mid_request_is_uncertain(sheet_setup, panel
         )
         journal.begin_add(
             ref="so-interrupted",
-            sheet=f"{config.sheets[0].source}#Orders",
+            sheet=config.sheets[0].journal_key,
             fingerprint=fingerprint(row),
             panel="main",
             service="2",

@@ -316,3 +316,42 @@ def test_orders_and_refills_of_a_process_killed_before_saving_are_neither_resent
     rows = read_sheet(sheet)
     assert {rows[0]["refill_id"], rows[1]["refill_id"]} == set(panel.ledger.refills)
     assert rows[0]["action"] == rows[1]["action"] == "refill sent"
+
+
+def test_a_per_order_error_of_a_batch_lands_on_that_row_only(sheet_setup, panel):
+    rows = [{"service": 2, "link": f"https://instagram.com/pe{i}", "quantity": 100} for i in range(3)]
+    config, sheet = sheet_setup(rows)
+    run_sheets(config)
+    set_cells(sheet, {(3, "order_id"): "999999"})  # an ID the panel never gave
+    panel.advance(10)
+    run_sheets(config)
+    result = read_sheet(sheet)
+    assert result[1]["error"] == "order 999999: Incorrect order ID"
+    assert result[0]["error"] is None and result[2]["error"] is None
+    assert result[0]["status"] == result[2]["status"] == "In progress"
+
+
+def test_a_named_sheet_keeps_its_journal_history_when_the_file_moves(tmp_path, panel):
+    first = build_order_workbook(
+        tmp_path / "a.xlsx", [{"service": 2, "link": "https://x.com/mv", "quantity": 100}]
+    )
+    config_path = write_config(tmp_path, panel.url, first)
+    text = config_path.read_text().replace("worksheet: Orders", "worksheet: Orders\n  name: team-a")
+    config_path.write_text(text)
+    config = load_config(config_path)
+
+    def die_before_saving(self, cells):
+        raise KeyboardInterrupt
+
+    original = ExcelBackend.write
+    ExcelBackend.write = die_before_saving
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_sheets(config)
+    finally:
+        ExcelBackend.write = original
+    moved = first.rename(tmp_path / "moved.xlsx")
+    config_path.write_text(text.replace(str(first), str(moved)))
+    report = run_sheets(load_config(config_path))
+    assert report.sheets[0].recovered == 1 and report.sheets[0].ordered == 0
+    assert len(panel.ledger.orders) == 1
