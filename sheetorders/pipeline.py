@@ -945,7 +945,16 @@ class SheetPass:
                 continue
             for name, value in row.changes.items():
                 cells.append(CellWrite(target, columns[name] + 1, value))
-        self.backend.write(cells)
+        try:
+            self.backend.write(cells)
+        except SheetError as error:
+            placed = self.report.ordered + self.report.refills + self.report.cancels
+            if not placed:
+                raise
+            raise type(error)(
+                f"{error} — {placed} order(s)/request(s) of this pass are kept in the journal; "
+                "the next run writes them into the sheet (they are not sent again)"
+            ) from error
         self._journal_written()
 
     def _relocate(self, changed: list[SheetRow]) -> dict[int, int]:

@@ -413,3 +413,25 @@ def test_headers_in_the_teams_own_words_are_mapped_by_the_config(tmp_path, panel
     assert ws.cell(row=2, column=4).value == next(iter(panel.ledger.orders))
     assert ws.cell(row=2, column=5).value == "оставить как есть"
     assert panel.order(ws.cell(row=2, column=4).value).quantity == 150
+
+
+def test_a_workbook_opened_in_excel_during_the_run_loses_nothing(sheet_setup, panel):
+    from sheetorders.errors import SheetLocked
+
+    config, sheet = sheet_setup([{"service": 2, "link": "https://instagram.com/opened", "quantity": 100}])
+    lock = sheet.with_name("~$" + sheet.name)
+    original = panel.handle
+
+    def someone_opens_the_workbook(form):
+        if form.get("action") == "add":
+            lock.write_bytes(b"owner")
+        return original(form)
+
+    panel.handle = someone_opens_the_workbook
+    with pytest.raises(SheetLocked) as stopped:
+        run_sheets(config)
+    assert "kept in the journal" in str(stopped.value)
+    lock.unlink()
+    report = run_sheets(config)
+    assert report.sheets[0].recovered == 1 and panel.ledger.calls["add"] == 1
+    assert read_sheet(sheet)[0]["order_id"] == next(iter(panel.ledger.orders))
