@@ -8,6 +8,7 @@ The API key is sent only in the POST body and never appears in a message, a log 
 from __future__ import annotations
 
 import functools
+import http.cookiejar
 import json
 import logging
 import random
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception
@@ -50,6 +51,12 @@ BATCH_SIZE = 100  # the API's limit of IDs per batch call
 SNIPPET_LENGTH = 120
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = f"sheetorders/{__version__} (+https://pypi.org/project/sheetorders/)"
+_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "application/json",
+    # Every request is a POST of a form: the body is encoded here, not by httpx (see _attempt).
+    "Content-Type": "application/x-www-form-urlencoded",
+}
 
 T = TypeVar("T")
 
@@ -141,7 +148,7 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 class PanelClient:
-    """One panel's API v2 over a pooled HTTP client. Thread-safe; use as a context manager."""
+    """One panel's API v2 over pooled HTTP connections. Thread-safe; use as a context manager."""
 
     def __init__(
         self,
@@ -171,14 +178,36 @@ class PanelClient:
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(concurrency)
         self._limiter = _RateLimiter(rate_limit, sleep) if rate_limit else None
-        self._http = httpx.Client(
-            timeout=timeout or DEFAULT_TIMEOUT,
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            transport=transport,
-            verify=_ssl_context(),
+        try:
+            # Parsed once, not on every request; a URL httpx rejects stays a string, so the
+            # error comes from the request as before.
+            self._url: httpx.URL | str = httpx.URL(url)
+        except httpx.InvalidURL:
+            self._url = url
+        # One retry controller for every call: its per-call state is thread-local in tenacity.
+        self._retrying = Retrying(
+            sleep=self._sleep,
+            stop=_Stop(self._retry),
+            wait=_Backoff(self._retry),
+            retry=retry_if_exception(_is_retryable),
+            before_sleep=self._log_retry,
+            reraise=True,
         )
+        # Lanes: httpx clients of one connection each, made as needed, at most `concurrency`
+        # (a request takes a free lane while it holds a slot, and hands it back before letting
+        # the slot go). One pool of `concurrency` connections would rescan them all, under a
+        # lock and with a poll() of each idle socket, twice per request. The lanes share one
+        # cookie jar; each is configured as the single client was.
+        self._timeout = timeout or DEFAULT_TIMEOUT
+        self._transport = transport
+        self._cookies = http.cookiejar.CookieJar()
+        self._lanes_lock = threading.Lock()
+        self._lanes: list[httpx.Client] = []
+        self._closed = False
+        self._http = self._new_lane()
+        # A given transport keeps its own pool: then every request uses this one client (a free
+        # list of `concurrency` references to it never runs dry).
+        self._free = [self._http] * (concurrency if transport is not None else 1)
 
     def __repr__(self) -> str:
         return f"PanelClient(name={self.name!r}, url={self._scrub(self.url)!r})"
@@ -190,7 +219,35 @@ class PanelClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        with self._lanes_lock:
+            self._closed = True
+            lanes = list(self._lanes)
+        for lane in lanes:
+            lane.close()
+
+    def _new_lane(self) -> httpx.Client:
+        lane = httpx.Client(
+            timeout=self._timeout,
+            follow_redirects=False,
+            headers=_HEADERS,
+            cookies=self._cookies,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            transport=self._transport,
+            verify=_ssl_context(),
+        )
+        with self._lanes_lock:
+            if self._closed:
+                lane.close()
+                return self._http  # closed: httpx refuses to send, as it does after close()
+            self._lanes.append(lane)
+        return lane
+
+    def _take_lane(self) -> httpx.Client:
+        """A lane no other request is using (call while holding a slot; hand it back after)."""
+        try:
+            return self._free.pop()
+        except IndexError:
+            return self._new_lane()
 
     # --- reads -------------------------------------------------------------
 
@@ -340,15 +397,7 @@ class PanelClient:
     # --- transport ---------------------------------------------------------
 
     def _call(self, action: str, fields: Mapping[str, str], *, write: bool) -> Any:
-        retrying = Retrying(
-            sleep=self._sleep,
-            stop=_Stop(self._retry),
-            wait=_Backoff(self._retry),
-            retry=retry_if_exception(_is_retryable),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        return retrying(self._attempt, action, fields, write)
+        return self._retrying(self._attempt, action, fields, write)
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -361,13 +410,15 @@ class PanelClient:
         )
 
     def _attempt(self, action: str, fields: Mapping[str, str], write: bool) -> Any:
-        body = {**fields, "key": self._key, "action": action}
+        # Encoded as httpx encodes `data=` (every value here is a string already).
+        body = urlencode({**fields, "key": self._key, "action": action}).encode()
         with self._slots:
             if self._limiter is not None:
                 self._limiter.wait()
+            lane = self._take_lane()
             started = time.monotonic()
             try:
-                response = self._http.post(self.url, data=body)
+                response = lane.post(self._url, content=body)
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
                 raise _final(self._unavailable(action, f"invalid panel URL ({self._describe(exc)})")) from exc
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -383,7 +434,10 @@ class PanelClient:
                 if write:
                     raise self._ambiguous(action, what) from exc
                 raise self._unavailable(action, what) from exc
-        log.debug("%s %s: HTTP %d in %.3fs", self.name, action, response.status_code, _since(started))
+            finally:
+                self._free.append(lane)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s: HTTP %d in %.3fs", self.name, action, response.status_code, _since(started))
         return self._interpret(action, response, write)
 
     def _interpret(self, action: str, response: httpx.Response, write: bool) -> Any:

@@ -27,6 +27,7 @@ from sheetorders.errors import (
 )
 from sheetorders.models import Balance, ItemError, OrderStatus, RefillStatus
 from sheetorders.panel import DEFAULT_TIMEOUT, PanelClient, RetryPolicy
+from sheetorders.testing import panel_server
 from sheetorders.testing.panel_server import PanelServer
 
 KEY = "sk-SECRET-9f8e7d6c5b4a3210"
@@ -641,6 +642,39 @@ def test_batches_run_in_parallel_within_the_limit(server: PanelServer) -> None:
         result = client.statuses(str(i) for i in range(450))
     assert len(result) == 450 and server.ledger.calls["status"] == 5
     assert server.ledger.max_in_flight == 2  # batches overlapped, and never more than 2
+
+
+def test_connections_stay_within_concurrency_and_share_cookies(
+    server: PanelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cookies: list[str | None] = []
+    serve = panel_server._Handler._serve
+
+    def recording(handler: Any, panel: PanelServer, form: dict[str, str], action: str) -> None:
+        cookies.append(handler.headers.get("Cookie"))
+        serve(handler, panel, form, action)
+
+    monkeypatch.setattr(panel_server._Handler, "_serve", recording)
+    server.faults.latency = 0.1
+
+    def burst(client: PanelClient, count: int) -> None:
+        threads = [threading.Thread(target=client.balance) for _ in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    with new_client(server, concurrency=3) as client:
+        server.faults.queue_reply(
+            {"balance": "1.00", "currency": "USD"}, headers={"Set-Cookie": "cdn=ok; Path=/"}
+        )
+        burst(client, 3)  # three connections at once; one reply sets a cookie
+        cookies.clear()
+        burst(client, 3)  # on the three connections again
+        assert cookies == ["cdn=ok"] * 3
+        burst(client, 12)
+    assert server.ledger.max_in_flight == 3 and server.ledger.connections == 3
+    assert server.ledger.calls["balance"] == 18
 
 
 def test_rate_limit_spaces_requests(server: PanelServer, sleeps: Sleeps) -> None:

@@ -401,6 +401,11 @@ class PanelServer:
         self._due: list[tuple[float, int, str]] = []
         self._active_links: dict[tuple[str, str], str] = {}
         self._active_refills: set[str] = set()
+        # (created, number, refill id), oldest first: refills still Pending, and refills not yet
+        # Completed. Keyed by creation time so that `_settle` tests each refill's age exactly
+        # as it always has, stopping at the first one too young.
+        self._refills_pending: list[tuple[float, int, str]] = []
+        self._refills_running: list[tuple[float, int, str]] = []
         self._refill_of: dict[str, str] = {}  # order id -> its latest refill id
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -662,10 +667,13 @@ class PanelServer:
             return None, ERR_REFILL_NOT_COMPLETED
         if oid in self._refill_of and self._refill_of[oid] in self._active_refills:
             return None, ERR_REFILL_ACTIVE
-        rid = str(self._next_refill)
+        number = self._next_refill
+        rid = str(number)
         self._next_refill += 1
-        self.ledger.refills[rid] = LedgerRefill(id=rid, order_id=oid, created=self.now())
+        refill = self.ledger.refills[rid] = LedgerRefill(id=rid, order_id=oid, created=self.now())
         self._active_refills.add(rid)
+        heapq.heappush(self._refills_pending, (refill.created, number, rid))
+        heapq.heappush(self._refills_running, (refill.created, number, rid))
         self._refill_of[oid] = rid
         return rid, None
 
@@ -758,14 +766,17 @@ class PanelServer:
                 order.status = "Completed"
                 order.remains = 0
             self._retire(order)
-        for rid in list(self._active_refills):
-            refill = self.ledger.refills[rid]
-            age = now - refill.created
-            if age >= REFILL_PENDING_SECONDS + REFILL_RUN_SECONDS:
-                refill.status = "Completed"
-                self._active_refills.discard(rid)
-            elif age >= REFILL_PENDING_SECONDS:
-                refill.status = "In progress"
+        refills = self.ledger.refills
+        running = self._refills_running
+        while running and now - running[0][0] >= REFILL_PENDING_SECONDS + REFILL_RUN_SECONDS:
+            rid = heapq.heappop(running)[2]
+            refills[rid].status = "Completed"
+            self._active_refills.discard(rid)
+        pending = self._refills_pending
+        while pending and now - pending[0][0] >= REFILL_PENDING_SECONDS:
+            rid = heapq.heappop(pending)[2]
+            if rid in self._active_refills:  # else it went straight to Completed above
+                refills[rid].status = "In progress"
 
     def _touch(self, order: LedgerOrder) -> None:
         """Update what moves continuously (remains while in progress); statuses move in `_settle`."""

@@ -1,0 +1,106 @@
+"""CPU of one `PanelClient.add` over HTTP, from 1 thread and from many, and the panel's CPU.
+
+The panel (`PanelServer`, no latency by default) runs in a child process, so this process's
+CPU time is the client's alone; the server's CPU is read from the child. For each thread
+count, one client with that concurrency places `--calls` orders from that many threads;
+prints the client's CPU ms per call, the server's, and the wall time. `--profile N` adds the
+top N functions by CPU of every client thread (figures then inflated several times over).
+
+    .venv/bin/python benchmarks/client_overhead.py                 # 2000 calls, 1 and 16 threads
+    .venv/bin/python benchmarks/client_overhead.py --calls 10000 --threads 16 --latency 0.05
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from _bench import KEY, ServerProcess, ThreadProfiler
+
+from sheetorders.panel import PanelClient
+
+
+def run(server: ServerProcess, calls: int, threads: int, tag: str, profile: int = 0) -> dict[str, Any]:
+    """`calls` adds spread over `threads` threads (client concurrency = threads)."""
+    with PanelClient(server.url, KEY, name="bench", concurrency=threads) as client:
+        # Warm up: one connection per thread, imports, caches.
+        warm = [
+            threading.Thread(
+                target=client.add,
+                args=(1, {"link": f"https://instagram.com/p/{tag}-warm-{i}", "quantity": 1000}),
+            )
+            for i in range(threads)
+        ]
+        for t in warm:
+            t.start()
+        for t in warm:
+            t.join()
+
+        per_thread = [range(i, calls, threads) for i in range(threads)]
+
+        def work(indexes: range) -> None:
+            for index in indexes:
+                client.add(1, {"link": f"https://instagram.com/p/{tag}-{index:06d}", "quantity": 1000})
+
+        workers = [threading.Thread(target=work, args=(chunk,)) for chunk in per_thread]
+        server_before = server.stats()["cpu"]
+        profiler = ThreadProfiler("cpu") if profile else contextlib.nullcontext()
+        with profiler:
+            wall, cpu = time.perf_counter(), time.process_time()
+            for t in workers:
+                t.start()
+            for t in workers:
+                t.join()
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        server_cpu = server.stats()["cpu"] - server_before
+    return {
+        "threads": threads,
+        "calls": calls,
+        "wall_s": wall,
+        "client_cpu_ms_per_call": cpu * 1000 / calls,
+        "server_cpu_ms_per_call": server_cpu * 1000 / calls,
+        "server_cpu_s": server_cpu,
+        "profile": profiler.report(profile) if isinstance(profiler, ThreadProfiler) else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the panel adds to every request")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per thread count (best is shown)")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="print the top N functions by CPU"
+    )
+    args = parser.parse_args(argv)
+
+    results = []
+    with ServerProcess(latency=args.latency) as server:
+        for threads in args.threads:
+            runs = [
+                run(server, args.calls, threads, f"t{threads}-r{r}", args.profile) for r in range(args.repeat)
+            ]
+            results.append(min(runs, key=lambda r: r["client_cpu_ms_per_call"]))
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"load average {os.getloadavg()[0]:.2f}, latency {args.latency}s, {args.calls} add calls each")
+    for r in results:
+        print(
+            f"  {r['threads']:>3} threads: client {r['client_cpu_ms_per_call']:.3f} ms CPU/call, "
+            f"server {r['server_cpu_ms_per_call']:.3f} ms CPU/call ({r['server_cpu_s']:.2f} s), "
+            f"wall {r['wall_s']:.2f} s"
+        )
+        if r["profile"]:
+            print(r["profile"])
+
+
+if __name__ == "__main__":
+    main()
