@@ -41,12 +41,14 @@ def run_cli(config: Path, kill_after: float | None) -> int | None:
     return process.returncode
 
 
-def kill_and_resume(tmp_path: Path, rows: int, kills: int, seed: int) -> dict[str, int]:
+def kill_and_resume(
+    tmp_path: Path, rows: int, kills: int, seed: int, latency: float = 0.02
+) -> dict[str, int]:
     print(f"seed {seed}")  # shown when the test fails, to replay it
     rng = random.Random(seed)
     links = [f"https://instagram.com/p/kill-{i}" for i in range(rows)]
     with PanelServer(key=TEST_KEY, balance="100000") as panel:
-        panel.faults.latency = 0.02
+        panel.faults.latency = latency
         sheet = build_order_workbook(
             tmp_path / "orders.xlsx", [{"service": 2, "link": link, "quantity": 100} for link in links]
         )
@@ -87,5 +89,6 @@ def test_killed_runs_resume_without_duplicates_or_lost_orders(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(5))
 def test_many_kills_many_rows(tmp_path, seed):
-    outcome = kill_and_resume(tmp_path, rows=200, kills=25, seed=seed)
+    # Enough latency that a run placing the 200 orders lasts longer than most kill delays.
+    outcome = kill_and_resume(tmp_path, rows=200, kills=25, seed=seed, latency=0.08)
     assert outcome["killed"] >= 10
