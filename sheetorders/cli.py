@@ -216,7 +216,8 @@ def services(panel: str | None, search: str | None, as_json: bool) -> None:
         for name, result in results.items():
             if isinstance(result, PanelError):
                 continue
-            table = Table(title=escape(f"panel {name}: {len(result)} services"), title_justify="left")
+            console.print(f"[bold]{escape(f'panel {name}: {len(result)} services')}[/]")
+            table = Table()
             for column in ("id", "name", "type", "rate /1000", "min", "max", "refill", "cancel"):
                 table.add_column(
                     column, justify="right" if column in ("id", "rate /1000", "min", "max") else "left"
@@ -407,7 +408,8 @@ def _print_report(report: app.RunReport, as_json: bool) -> None:
             _error(f"{sheet_report.sheet}: {sheet_report.error}")
             continue
         title = f"{sheet_report.sheet}" + (" (dry run: nothing placed)" if sheet_report.dry_run else "")
-        table = Table(title=escape(title), title_justify="left", show_header=True)
+        console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)  # a long path would squeeze a table title
+        table = Table(show_header=True)
         table.add_column("")
         table.add_column("rows", justify="right")
         counts = [
