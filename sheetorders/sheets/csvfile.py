@@ -12,19 +12,11 @@ import io
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sheetorders.errors import SheetError
-from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
-from sheetorders.sheets.files import (
-    FileStamp,
-    atomic_write,
-    check_not_locked,
-    file_stamp,
-    is_url,
-    read_unlocked,
-)
+from sheetorders.sheets.base import Cell, CellWrite, SheetTable
+from sheetorders.sheets.files import LocalFileBackend, atomic_write, file_stamp, is_url, read_unlocked
 
 BOM = "\ufeff"
 
@@ -48,7 +40,7 @@ def _text(value: Cell) -> str:
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-class CsvBackend(SheetBackend):
+class CsvBackend(LocalFileBackend):
     """A local .csv file; `worksheet` is ignored."""
 
     @classmethod
@@ -57,9 +49,7 @@ class CsvBackend(SheetBackend):
 
     def __init__(self, source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None):
         super().__init__(source, worksheet, options)
-        self.path = Path(source).expanduser()
         self._rows: list[list[str]] | None = None
-        self._stamp: FileStamp | None = None
         self._delimiter = ","
         self._bom = False
         self._newline = "\r\n"
@@ -93,17 +83,10 @@ class CsvBackend(SheetBackend):
                 row.pop()
         return SheetTable(headers=table[0] if table else [], rows=table[1:])
 
-    def changed_since_read(self) -> bool:
-        return file_stamp(self.path) != self._stamp
-
     def write(self, cells: list[CellWrite]) -> None:
         if self._rows is None:
             self.read()
-        check_not_locked(self.path)
-        if self.changed_since_read():
-            raise SheetError(
-                f"{self.path} changed since it was read: read it again before writing (nothing was written)"
-            )
+        self.check_writable()
         rows = self._rows
         assert rows is not None
         for write in cells:

@@ -22,7 +22,6 @@ import zipfile
 from collections.abc import Mapping
 from copy import copy
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
@@ -33,15 +32,8 @@ from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetorders.errors import SheetError
-from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
-from sheetorders.sheets.files import (
-    FileStamp,
-    atomic_write,
-    check_not_locked,
-    file_stamp,
-    is_url,
-    read_unlocked,
-)
+from sheetorders.sheets.base import Cell, CellWrite, SheetTable
+from sheetorders.sheets.files import LocalFileBackend, atomic_write, file_stamp, is_url, read_unlocked
 
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -77,7 +69,7 @@ def _grid(sheet: Worksheet) -> list[list[Cell]]:
     return grid
 
 
-class ExcelBackend(SheetBackend):
+class ExcelBackend(LocalFileBackend):
     """One worksheet of a local .xlsx or .xlsm workbook."""
 
     @classmethod
@@ -86,10 +78,8 @@ class ExcelBackend(SheetBackend):
 
     def __init__(self, source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None):
         super().__init__(source, worksheet, options)
-        self.path = Path(source).expanduser()
         self._workbook: Workbook | None = None
         self._sheet: Worksheet | None = None
-        self._stamp: FileStamp | None = None
         self._header_count = 0
 
     def read(self) -> SheetTable:
@@ -147,17 +137,10 @@ class ExcelBackend(SheetBackend):
             raise SheetError(f"tab {name!r} of {self.path} is a chart, not a worksheet")
         return sheet
 
-    def changed_since_read(self) -> bool:
-        return file_stamp(self.path) != self._stamp
-
     def write(self, cells: list[CellWrite]) -> None:
         if self._workbook is None:
             self.read()
-        check_not_locked(self.path)
-        if self.changed_since_read():
-            raise SheetError(
-                f"{self.path} changed since it was read: read it again before writing (nothing was written)"
-            )
+        self.check_writable()
         workbook, sheet = self._workbook, self._sheet
         assert workbook is not None and sheet is not None
         header_font = sheet.cell(1, self._header_count).font if self._header_count else None

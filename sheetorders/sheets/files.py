@@ -6,11 +6,12 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from sheetorders.errors import SheetError, SheetLocked
+from sheetorders.sheets.base import SheetBackend
 
 FileStamp = tuple[int, int]
 
@@ -107,3 +108,24 @@ def read_unlocked(path: Path) -> tuple[FileStamp, bytes]:
     except OSError as exc:
         raise SheetError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return (st.st_mtime_ns, st.st_size), data
+
+
+class LocalFileBackend(SheetBackend):
+    """A sheet that is a file on this machine, edited in place: its path, and the stamp of the
+    version last read, so a write never replaces a file someone changed since."""
+
+    def __init__(self, source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None):
+        super().__init__(source, worksheet, options)
+        self.path = Path(source).expanduser()
+        self._stamp: FileStamp | None = None
+
+    def changed_since_read(self) -> bool:
+        return file_stamp(self.path) != self._stamp
+
+    def check_writable(self) -> None:
+        """Refuse to write a file that is open elsewhere or changed since it was read."""
+        check_not_locked(self.path)
+        if self.changed_since_read():
+            raise SheetError(
+                f"{self.path} changed since it was read: read it again before writing (nothing was written)"
+            )
