@@ -31,6 +31,7 @@ class PanelConfig:
     rate_limit: float | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    attempts: int = 5
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,7 @@ def _build(data: dict[str, Any], path: Path) -> Config:
             rate_limit=float(rate_limit) if rate_limit is not None else None,
             connect_timeout=float(timeout.get("connect", 10.0)),
             read_timeout=float(timeout.get("read", 30.0)),
+            attempts=int(raw.get("attempts", 5)),
         )
 
     raw_sheets = data.get("sheets") or ([data["sheet"]] if "sheet" in data else [])

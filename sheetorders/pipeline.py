@@ -48,7 +48,7 @@ from sheetorders.models import (
     is_final_refill_status,
     money,
 )
-from sheetorders.panel import PanelClient
+from sheetorders.panel import PanelClient, RetryPolicy
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, open_backend
 from sheetorders.validate import OrderRequest, is_blank_row, parse_whole_number, validate_row
 
@@ -225,6 +225,7 @@ def make_client(panel: PanelConfig) -> PanelClient:
         concurrency=panel.concurrency,
         rate_limit=panel.rate_limit,
         timeout=httpx.Timeout(panel.read_timeout, connect=panel.connect_timeout),
+        retry=RetryPolicy(attempts=panel.attempts),
     )
 
 

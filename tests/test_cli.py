@@ -749,3 +749,20 @@ def test_demo_serve_keeps_the_panel_up_for_the_other_commands(tmp_path):
     assert process.returncode == 0
     assert "Ctrl-C stops it" in stdout
     assert not config.exists()  # it pointed at a panel that is gone
+
+
+def test_attempts_1_makes_an_unreachable_panel_fail_at_once(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "sheetorders.yaml"
+    config.write_text(
+        f"panels:\n  main:\n    url: http://127.0.0.1:{port}/api/v2\n    key: k\n    attempts: 1\n"
+    )
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["-c", str(config), "balance"])
+    assert result.exit_code == 3
+    assert time.monotonic() - started < 3  # no backoff waits
