@@ -189,7 +189,7 @@ def test_an_unknown_key_lists_the_allowed_ones(tmp_path):
     message = config_error(tmp_path, MINIMAL + "    concurency: 4\n")
     assert "panels.main" in message
     assert "unknown key 'concurency'" in message
-    assert "allowed: concurrency, key, rate_limit, timeout, url" in message
+    assert "allowed: attempts, concurrency, key, rate_limit, timeout, url" in message
 
 
 def test_an_unknown_top_level_key_lists_the_allowed_ones(tmp_path):
