@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,13 @@ from sheetorders.testing.workbooks import read_sheet, write_config
 from sheetorders.workbook import build_order_workbook
 
 
-def run_cli(config: Path, kill_after: float | None) -> int | None:
+def run_cli(
+    config: Path, kill_after: float | None, kill_when: Callable[[], bool] | None = None
+) -> int | None:
+    """Run `sheetorders run`; SIGKILL it after `kill_after` seconds or as soon as `kill_when()`.
+
+    Returns the exit code, or None when it was killed.
+    """
     env = {**os.environ, "TEST_PANEL_KEY": TEST_KEY}
     process = subprocess.Popen(
         [sys.executable, "-m", "sheetorders", "run", "-c", str(config), "--json"],
@@ -28,16 +35,17 @@ def run_cli(config: Path, kill_after: float | None) -> int | None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    if kill_after is None:
+    if kill_after is None and kill_when is None:
         _, stderr = process.communicate(timeout=120)
         assert process.returncode in (0, 1), stderr.decode()
         return process.returncode
-    try:
-        process.wait(timeout=kill_after)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        return None
+    deadline = time.monotonic() + (kill_after if kill_after is not None else 120)
+    while process.poll() is None:
+        if time.monotonic() >= deadline or (kill_when is not None and kill_when()):
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return None
+        time.sleep(0.005)
     return process.returncode
 
 
@@ -53,7 +61,9 @@ def kill_and_resume(
             tmp_path / "orders.xlsx", [{"service": 2, "link": link, "quantity": 100} for link in links]
         )
         config = write_config(tmp_path, panel.url, sheet)
-        killed = 0
+        # Once in the middle of placing orders for sure, then at random moments.
+        first = run_cli(config, None, kill_when=lambda: panel.ledger.calls["add"] >= rows // 4)
+        killed = 1 if first is None else 0
         for _ in range(kills):
             if run_cli(config, kill_after=rng.uniform(0.2, 2.5)) is None:
                 killed += 1
