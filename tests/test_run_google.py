@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -14,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEST_KEY
+from test_kill_resume import run_cli
 from test_run_excel import valid_example_rows
 
 from sheetorders.app import run_sheets
@@ -224,19 +220,12 @@ def test_killed_runs_on_a_google_sheet_resume_without_duplicates(tmp_path, sheet
     sheet = make_google_sheet(tmp_path, sheets, panel.url, rows)
     panel.faults.latency = 0.02
     rng = random.Random(7)
-    env = {**os.environ, "TEST_PANEL_KEY": TEST_KEY}
-    command = [sys.executable, "-m", "sheetorders", "run", "-c", str(sheet.config_path), "--json"]
-    killed = 0
-    for _ in range(4):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            process.wait(timeout=rng.uniform(0.5, 3.0))
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            killed += 1
+    # Once while orders are going out for sure, then at random moments; then to the end.
+    killed = int(run_cli(sheet.config_path, None, kill_when=lambda: panel.ledger.calls["add"] >= 5) is None)
+    for _ in range(3):
+        killed += run_cli(sheet.config_path, kill_after=rng.uniform(0.5, 3.0)) is None
     for _ in range(2):
-        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, check=False, timeout=120)
+        run_cli(sheet.config_path, kill_after=None)
     result = sheet.rows()
     per_link = Counter(order.link for order in panel.ledger.orders.values())
     assert max(per_link.values()) == 1, "an order was placed twice"
