@@ -494,7 +494,7 @@ def test_latency_requests_overlap(server: PanelServer) -> None:
         t.join()
     elapsed = time.monotonic() - started
     assert results == [200] * 4
-    assert 0.2 <= elapsed < 0.6
+    assert 0.2 <= elapsed < 0.8  # one after the other would take 4 × 0.2 s
     assert server.ledger.max_in_flight == 4
 
 
