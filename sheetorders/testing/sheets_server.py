@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import ast
 import base64
-import contextlib
 import copy
 import itertools
 import json
 import operator
 import re
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
@@ -39,10 +37,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from sheetorders.testing.servers import ClosingHTTPServer
 
 __all__ = [
     "FakeSheetsServer",
@@ -1093,33 +1093,9 @@ def _fault_response(fault: _Fault) -> tuple[int, dict[str, str], Any]:
     return status, headers, {"error": {"code": status, "message": message, "status": status_name}}
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _HTTPServer(ClosingHTTPServer):
     allow_reuse_address = True
     fake: FakeSheetsServer
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Close kept-alive connections so their handler threads end with the server."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
