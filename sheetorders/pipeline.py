@@ -471,7 +471,7 @@ class SheetPass:
                     if id(r) not in taken
                     and r.text("service") == entry.service
                     and (r.text("link") or None) == entry.link
-                    and (r.text("panel") or self.default_panel) == entry.panel
+                    and self.panel_of(r) == entry.panel
                 ]
                 match = same_target[0] if same_target else None
                 if match is not None:
@@ -499,8 +499,8 @@ class SheetPass:
         for row in self.rows:
             if not self._eligible(row):
                 continue
-            panel_name = row.text("panel") or self.default_panel
-            if panel_name in self.report.unreachable or panel_name in self.report.panel_errors:
+            panel_name = self.panel_of(row)
+            if self._panel_down(panel_name):
                 self.report.held_back += 1
                 continue
             outcome = validate_row(row.number, _order_cells(row), catalogs, self.default_panel)
@@ -532,9 +532,7 @@ class SheetPass:
                 with contextlib.suppress(ValueError):
                     service = str(parse_whole_number(service))
                 target = row.text("link") or row.text("username")
-                active[(row.text("panel") or self.default_panel, service, target)] = (
-                    f"order {row.order_id} (row {row.number})"
-                )
+                active[(self.panel_of(row), service, target)] = f"order {row.order_id} (row {row.number})"
         return active
 
     def _within_budget(
@@ -714,7 +712,7 @@ class SheetPass:
             if not row.order_id:
                 self._action_error(row, f"action: {action} needs an order_id in this row")
                 continue
-            panel_name = row.text("panel") or self.default_panel
+            panel_name = self.panel_of(row)
             if (panel_name, row.order_id, action) in pending:
                 continue  # sent by an earlier, interrupted pass: never twice
             service = catalogs.get(panel_name, {}).get(row.text("service"))
@@ -727,7 +725,7 @@ class SheetPass:
                 continue
             requested[(panel_name, action)].append(row)
         for (panel_name, action), rows in requested.items():
-            if panel_name in self.report.unreachable or panel_name in self.report.panel_errors:
+            if self._panel_down(panel_name):
                 continue
             self._send_requests(panel_name, action, rows)
 
@@ -818,12 +816,8 @@ class SheetPass:
         open_orders: dict[str, list[SheetRow]] = defaultdict(list)
         open_refills: dict[str, list[SheetRow]] = defaultdict(list)
         for row in self.rows:
-            panel_name = row.text("panel") or self.default_panel
-            if (
-                panel_name not in self.config.panels
-                or panel_name in self.report.unreachable
-                or panel_name in self.report.panel_errors
-            ):
+            panel_name = self.panel_of(row)
+            if panel_name not in self.config.panels or self._panel_down(panel_name):
                 continue
             if row.order_id and not is_final_order_status(row.status):
                 open_orders[panel_name].append(row)
@@ -906,7 +900,7 @@ class SheetPass:
             and "order_id" in row.changes
             and answer.charge is not None
         ):
-            panel_name = row.text("panel") or self.default_panel
+            panel_name = self.panel_of(row)
             spend = self.report.spend.setdefault(panel_name, PanelSpend())
             spend.actual += answer.charge
             spend.currency = answer.currency or spend.currency
@@ -1008,6 +1002,14 @@ class SheetPass:
             "to send it again",
         )
 
+    def panel_of(self, row: SheetRow) -> str:
+        """The panel a row orders from: its `panel` cell, else the sheet's default."""
+        return row.text("panel") or self.default_panel
+
+    def _panel_down(self, panel_name: str) -> bool:
+        """Whether this pass already found the panel unreachable or refusing us."""
+        return panel_name in self.report.unreachable or panel_name in self.report.panel_errors
+
     def _panel_failed(self, panel_name: str, error: PanelError) -> None:
         with self._report_lock:
             if isinstance(error, PanelUnavailable):
@@ -1051,8 +1053,7 @@ def run_pass(
             work.prefetch()
         work.read()
         work.reconcile()
-        needed = {row.text("panel") or work.default_panel for row in work.rows if work._eligible(row)}
-        needed |= {row.text("panel") or work.default_panel for row in work.rows if row.text(ACTION_COLUMN)}
+        needed = {work.panel_of(row) for row in work.rows if work._eligible(row) or row.text(ACTION_COLUMN)}
         unknown = {name for name in needed if name not in config.panels}
         catalogs = _load_catalogs(work, needed - unknown)
         planned = work.plan(catalogs)
