@@ -1020,11 +1020,7 @@ class SheetPass:
 
 
 def is_blank(row: SheetRow) -> bool:
-    return (
-        is_blank_row({name: row.cells.get(name) for name in INPUT_COLUMNS})
-        and not row.order_id
-        and not row.ref
-    )
+    return is_blank_row(row.cells) and not row.order_id and not row.ref
 
 
 def _order_cells(row: SheetRow) -> dict[str, Cell]:
