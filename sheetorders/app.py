@@ -151,8 +151,7 @@ def run_sheets(
                 except SheetordersError as error:
                     if len(config.sheets) == 1:
                         raise
-                    failed = PassReport(sheet=sheet.label, error=str(error))
-                    report.sheets.append(failed)
+                    report.sheets.append(PassReport(sheet=sheet.label, error=str(error)))
     finally:
         if own_panels:
             panels.close()

@@ -187,11 +187,10 @@ def cli() -> None:
 
 def _panel_failures(results: dict[str, Any]) -> ExitCode:
     code = ExitCode.OK
-    for name, result in results.items():
+    for result in results.values():
         if isinstance(result, PanelError):
             _error(result)
             code = max(code, result.exit_code)
-            del name
     return ExitCode(code)
 
 
