@@ -429,9 +429,7 @@ class PanelServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        httpd.shutdown()
-        httpd.close_connections()
-        httpd.server_close()
+        httpd.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
 

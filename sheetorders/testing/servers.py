@@ -28,6 +28,12 @@ class ClosingHTTPServer(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def stop(self) -> None:
+        """Stop serving (call from another thread than `serve_forever`'s) and close every socket."""
+        self.shutdown()
+        self.close_connections()
+        self.server_close()
+
     def close_connections(self) -> None:
         """Close kept-alive connections so their handler threads end with the server."""
         with self._connections_lock:

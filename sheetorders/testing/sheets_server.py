@@ -449,9 +449,7 @@ class FakeSheetsServer:
 
     def stop(self) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.close_connections()
-            self._httpd.server_close()
+            self._httpd.stop()
             if self._thread is not None:
                 self._thread.join(timeout=5)
             self._httpd = None
