@@ -18,11 +18,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sheetorders import journal as j
+from sheetorders.cells import cell_text
 from sheetorders.columns import ACTION_COLUMN, INPUT_COLUMNS, OUTPUT_COLUMNS, map_headers
 from sheetorders.config import Config, PanelConfig, SheetConfig
 from sheetorders.errors import (
@@ -97,21 +97,6 @@ class SheetRow:
     @property
     def status(self) -> str:
         return self.text("status")
-
-
-def cell_text(value: Cell) -> str:
-    """A cell as text: stripped, whole floats without `.0`, None as ''."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral_value() else str(value)
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return str(value).strip()
 
 
 def fingerprint(row: SheetRow) -> str:

@@ -10,14 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from importlib.metadata import entry_points
 from typing import Any
 
+from sheetorders.cells import Cell
 from sheetorders.errors import SheetError
 
-Cell = str | int | float | Decimal | bool | datetime | None
 ENTRY_POINT_GROUP = "sheetorders.backends"
 
 
