@@ -18,7 +18,8 @@ from sheetorders.config import Config
 from sheetorders.errors import ExitCode, LockHeld, PanelError, SheetordersError, UsageError
 from sheetorders.journal import Journal
 from sheetorders.models import Balance, ItemError, OrderStatus, Service
-from sheetorders.pipeline import ClientFactory, Panels, PassOptions, PassReport, run_pass
+from sheetorders.panel import ClientFactory, Panels
+from sheetorders.pipeline import PassOptions, PassReport, run_pass
 
 
 @dataclass

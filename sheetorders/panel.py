@@ -30,6 +30,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from sheetorders import __version__
+from sheetorders.config import Config, PanelConfig
 from sheetorders.errors import (
     ActiveOrderExists,
     AmbiguousOrder,
@@ -43,7 +44,16 @@ from sheetorders.errors import (
 from sheetorders.models import Balance, ItemError, OrderStatus, RefillStatus, Service
 from sheetorders.retry_after import parse_retry_after
 
-__all__ = ["BATCH_SIZE", "DEFAULT_TIMEOUT", "USER_AGENT", "PanelClient", "RetryPolicy"]
+__all__ = [
+    "BATCH_SIZE",
+    "DEFAULT_TIMEOUT",
+    "USER_AGENT",
+    "ClientFactory",
+    "PanelClient",
+    "Panels",
+    "RetryPolicy",
+    "make_client",
+]
 
 log = logging.getLogger("sheetorders.panel")
 
@@ -805,3 +815,67 @@ def _refill_status_item(refill_id: str, item: Any) -> RefillStatus | ItemError:
     if text.lower() not in _KNOWN_REFILL_STATUSES and _ERRORISH.search(text):
         return ItemError(refill_id, text)
     return RefillStatus(refill_id=refill_id, status=text)
+
+
+# --- the configured panels -------------------------------------------------------
+
+
+ClientFactory = Callable[[PanelConfig], PanelClient]
+
+
+def make_client(panel: PanelConfig) -> PanelClient:
+    return PanelClient(
+        panel.url,
+        panel.key,
+        name=panel.name,
+        concurrency=panel.concurrency,
+        rate_limit=panel.rate_limit,
+        timeout=httpx.Timeout(panel.read_timeout, connect=panel.connect_timeout),
+        retry=RetryPolicy(attempts=panel.attempts),
+    )
+
+
+class Panels:
+    """The configured panels' clients and catalogs, opened on first use and shared by passes."""
+
+    def __init__(self, config: Config, factory: ClientFactory | None = None) -> None:
+        self.config = config
+        self._factory = factory
+        self._clients: dict[str, PanelClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, name: str) -> PanelClient:
+        with self._lock:
+            if name not in self._clients:
+                factory = self._factory or make_client  # looked up now, so tests can patch it
+                self._clients[name] = factory(self.config.panel(name))
+            return self._clients[name]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> Panels:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def each(self, names: Iterable[str], work: Callable[[str], Any]) -> dict[str, Any | PanelError]:
+        """Run `work(name)` for every panel in parallel; a panel's error is its result."""
+        names = list(dict.fromkeys(names))
+        results: dict[str, Any | PanelError] = {}
+        if not names:
+            return results
+
+        def guarded(name: str) -> Any | PanelError:
+            try:
+                return work(name)
+            except PanelError as error:
+                return error
+
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            for name, result in zip(names, pool.map(guarded, names), strict=False):
+                results[name] = result
+        return results

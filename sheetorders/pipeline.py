@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,7 +24,7 @@ from typing import Any
 from sheetorders import journal as j
 from sheetorders.cells import cell_text
 from sheetorders.columns import ACTION_COLUMN, INPUT_COLUMNS, OUTPUT_COLUMNS, map_headers
-from sheetorders.config import Config, PanelConfig, SheetConfig
+from sheetorders.config import Config, SheetConfig
 from sheetorders.errors import (
     ActiveOrderExists,
     AmbiguousOrder,
@@ -48,7 +48,7 @@ from sheetorders.models import (
     is_final_refill_status,
     money,
 )
-from sheetorders.panel import PanelClient, RetryPolicy
+from sheetorders.panel import PanelClient, Panels
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, open_backend
 from sheetorders.validate import OrderRequest, is_blank_row, parse_whole_number, validate_row
 
@@ -195,69 +195,6 @@ class PassReport:
 
 
 # --- panels --------------------------------------------------------------------
-
-
-ClientFactory = Callable[[PanelConfig], PanelClient]
-
-
-def make_client(panel: PanelConfig) -> PanelClient:
-    import httpx
-
-    return PanelClient(
-        panel.url,
-        panel.key,
-        name=panel.name,
-        concurrency=panel.concurrency,
-        rate_limit=panel.rate_limit,
-        timeout=httpx.Timeout(panel.read_timeout, connect=panel.connect_timeout),
-        retry=RetryPolicy(attempts=panel.attempts),
-    )
-
-
-class Panels:
-    """The configured panels' clients and catalogs, opened on first use and shared by passes."""
-
-    def __init__(self, config: Config, factory: ClientFactory | None = None) -> None:
-        self.config = config
-        self._factory = factory
-        self._clients: dict[str, PanelClient] = {}
-        self._lock = threading.Lock()
-
-    def client(self, name: str) -> PanelClient:
-        with self._lock:
-            if name not in self._clients:
-                factory = self._factory or make_client  # looked up now, so tests can patch it
-                self._clients[name] = factory(self.config.panel(name))
-            return self._clients[name]
-
-    def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-
-    def __enter__(self) -> Panels:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def each(self, names: Iterable[str], work: Callable[[str], Any]) -> dict[str, Any | PanelError]:
-        """Run `work(name)` for every panel in parallel; a panel's error is its result."""
-        names = list(dict.fromkeys(names))
-        results: dict[str, Any | PanelError] = {}
-        if not names:
-            return results
-
-        def guarded(name: str) -> Any | PanelError:
-            try:
-                return work(name)
-            except PanelError as error:
-                return error
-
-        with ThreadPoolExecutor(max_workers=len(names)) as pool:
-            for name, result in zip(names, pool.map(guarded, names), strict=False):
-                results[name] = result
-        return results
 
 
 # --- the pass --------------------------------------------------------------------

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from conftest import TEST_KEY
 
 import sheetorders
-from sheetorders import pipeline
+import sheetorders.panel as panel_module
 from sheetorders.cli import cli
 from sheetorders.config import CONFIG_ENV
 from sheetorders.errors import ExitCode, InvalidKey, PanelRefused
@@ -65,8 +65,7 @@ def config(tmp_path: Path, panel: PanelServer, sheet: Path) -> Path:
 def no_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Panel clients built by the CLI retry at once; returns the waits they would have slept.
 
-    `sheetorders.app` binds `pipeline.make_client` as a default argument, so patching
-    make_client has no effect; make_client looks PanelClient up at call time, so that is patched.
+    `make_client` looks PanelClient up at call time, so that is patched.
     """
     waits: list[float] = []
 
@@ -75,7 +74,7 @@ def no_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
             kwargs.setdefault("sleep", waits.append)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "PanelClient", NoWaitClient)
+    monkeypatch.setattr(panel_module, "PanelClient", NoWaitClient)
     return waits
 
 
