@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 # Fields of `add` by service type; see schemas/orders/ for which type needs which.
 ORDER_FIELDS = (
@@ -66,7 +66,7 @@ def normalize_header(text: object) -> str:
     return _SEPARATORS.sub("_", str(text).strip().lower()).strip("_")
 
 
-def map_headers(headers: list[object], aliases: Mapping[str, str] | None = None) -> dict[str, int]:
+def map_headers(headers: Sequence[object], aliases: Mapping[str, str] | None = None) -> dict[str, int]:
     """Canonical column name -> 0-based index of the header row.
 
     `aliases` maps a team's own header text (any spelling) to a canonical name.

@@ -216,7 +216,10 @@ def _describe(error: jsonschema.ValidationError, templates: Mapping[tuple[str, .
     A value that came from `${NAME}` is quoted as `${NAME}`, and an API key is never quoted.
     """
     schema = error.schema if isinstance(error.schema, dict) else {}
-    value = error.instance
+    # jsonschema fills `instance` and `validator_value` on every error it yields; the type stubs
+    # also allow its internal "unset" marker, which never reaches here.
+    value: Any = error.instance
+    validator_value: Any = error.validator_value
     location = tuple(str(part) for part in error.absolute_path)
     if location in templates:
         shown = repr(templates[location])
@@ -239,9 +242,9 @@ def _describe(error: jsonschema.ValidationError, templates: Mapping[tuple[str, .
         return f"{shown} is not allowed here: expected {_kinds(schema.get('type'))}"
     if kind in ("minimum", "maximum", "exclusiveMinimum"):
         limits = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than"}
-        return f"{shown} is out of range: must be {limits[kind]} {error.validator_value}"
+        return f"{shown} is out of range: must be {limits[kind]} {validator_value}"
     if kind == "pattern":
-        pattern = str(error.validator_value)
+        pattern = str(validator_value)
         hint = next((text for prefix, text in _PATTERN_HINTS.items() if pattern.startswith(prefix)), None)
         return f"{shown} is not allowed: {hint or 'expected text matching ' + pattern}"
     if kind == "not":
@@ -249,7 +252,7 @@ def _describe(error: jsonschema.ValidationError, templates: Mapping[tuple[str, .
     if kind in ("minProperties", "minItems", "minLength"):
         return "must not be empty"
     if kind == "oneOf":
-        options = [option.get("type") for option in error.validator_value if isinstance(option, dict)]
+        options = [option.get("type") for option in validator_value if isinstance(option, dict)]
         return f"{shown} is not allowed here: expected {_kinds([k for k in options if k])}"
     return error.message if location not in templates else f"{shown} is not allowed here"
 

@@ -29,7 +29,8 @@ def load_schema(relative: str) -> dict[str, Any]:
     node = data_dir("schemas")
     for part in relative.split("/"):
         node = node.joinpath(part)
-    return json.loads(node.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(node.read_text(encoding="utf-8"))
+    return schema
 
 
 def template_path(name: str) -> Traversable:

@@ -568,18 +568,22 @@ def _schema_problems(
     already = set(problems.columns)
     where = f"{_describe(service)} (type {service.type})"
     for column, error in errors:
-        instance = error.instance
+        # jsonschema fills these on every error it yields; the type stubs also allow its
+        # internal "unset" marker, which never reaches here.
+        instance: Any = error.instance
+        expected: Any = error.validator_value
+        schema: Any = error.schema
         if error.validator == "required":
-            for name in error.validator_value:
+            for name in expected:
                 if name not in instance and name not in already:
                     problems.add(name, f"empty, but {where} needs it")
         elif error.validator == "additionalProperties":
-            known = error.schema.get("properties", {})
+            known = schema.get("properties", {})
             for name in instance:
                 if name not in known:
                     problems.add(name, f"not used by {where}; leave it empty")
         elif error.validator == "dependentRequired":
-            for present, needed in error.validator_value.items():
+            for present, needed in expected.items():
                 for name in needed:
                     if present in instance and name not in instance and name not in already:
                         problems.add(
@@ -590,7 +594,7 @@ def _schema_problems(
             if error.validator == "minimum":
                 problems.add(
                     column,
-                    f"{show(value)} is not allowed; use a whole number of at least {error.validator_value}",
+                    f"{show(value)} is not allowed; use a whole number of at least {expected}",
                 )
             elif column in LINK_FIELDS:
                 problems.add(
