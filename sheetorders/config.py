@@ -272,13 +272,34 @@ def _kinds(kind: Any) -> str:
 
 def _build(data: dict[str, Any], path: Path) -> Config:
     base = path.resolve().parent
+    panels = _build_panels(data["panels"])
+    sheets = _build_sheets(data, panels, path)
+    google = dict(data.get("google", {}))
+    if "credentials" in google:
+        google["credentials"] = _local_path(base, google["credentials"])
+    if isinstance(google.get("oauth"), dict):
+        google["oauth"] = {key: _local_path(base, value) for key, value in google["oauth"].items()}
+    max_spend = data.get("max_spend")
+    return Config(
+        panels=panels,
+        sheets=sheets,
+        journal=Path(_local_path(base, data.get("journal", DEFAULT_JOURNAL))),
+        columns=dict(data.get("columns", {})),
+        max_spend=Decimal(str(max_spend)) if max_spend is not None else None,
+        google=google,
+        path=path,
+    )
 
-    def local_path(value: str) -> str:
-        candidate = Path(value).expanduser()
-        return str(candidate if candidate.is_absolute() else base / candidate)
 
+def _local_path(base: Path, value: str) -> str:
+    """A path from the config file: `~` expanded, relative to the config file's folder."""
+    candidate = Path(value).expanduser()
+    return str(candidate if candidate.is_absolute() else base / candidate)
+
+
+def _build_panels(raw_panels: Mapping[Any, Any]) -> dict[str, PanelConfig]:
     panels: dict[str, PanelConfig] = {}
-    for raw_name, raw in data["panels"].items():
+    for raw_name, raw in raw_panels.items():
         name = str(raw_name)
         timeout = raw.get("timeout", {})
         rate_limit = raw.get("rate_limit")
@@ -292,7 +313,14 @@ def _build(data: dict[str, Any], path: Path) -> Config:
             read_timeout=float(timeout.get("read", 30.0)),
             attempts=int(raw.get("attempts", 5)),
         )
+    return panels
 
+
+def _build_sheets(
+    data: Mapping[str, Any], panels: Mapping[str, PanelConfig], path: Path
+) -> list[SheetConfig]:
+    """`sheet:` or `sheets:`; each sheet's panel must be configured and its name unique."""
+    base = path.resolve().parent
     raw_sheets = data.get("sheets") or ([data["sheet"]] if "sheet" in data else [])
     sheets = []
     names: set[str] = set()
@@ -308,29 +336,13 @@ def _build(data: dict[str, Any], path: Path) -> Config:
             names.add(raw["name"])
         source = raw["source"]
         if _looks_like_path(source):
-            source = local_path(source)
+            source = _local_path(base, source)
         sheets.append(
             SheetConfig(
                 source=source, worksheet=raw.get("worksheet"), panel=raw.get("panel"), name=raw.get("name")
             )
         )
-
-    google = dict(data.get("google", {}))
-    if "credentials" in google:
-        google["credentials"] = local_path(google["credentials"])
-    if isinstance(google.get("oauth"), dict):
-        google["oauth"] = {key: local_path(value) for key, value in google["oauth"].items()}
-
-    max_spend = data.get("max_spend")
-    return Config(
-        panels=panels,
-        sheets=sheets,
-        journal=Path(local_path(data.get("journal", DEFAULT_JOURNAL))),
-        columns=dict(data.get("columns", {})),
-        max_spend=Decimal(str(max_spend)) if max_spend is not None else None,
-        google=google,
-        path=path,
-    )
+    return sheets
 
 
 def _looks_like_path(source: str) -> bool:

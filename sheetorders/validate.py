@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -491,12 +491,7 @@ def validate_row(
     problems = _Problems(row)
     panel = _resolve_panel(cells, catalogs, default_panel, problems)
     service = _resolve_service(cells, panel, catalogs, problems)
-
-    filled = {
-        column: value
-        for column, raw in cells.items()
-        if raw is not None and column in _ORDER_FIELD_SET and (value := _clean(raw)) is not None
-    }
+    filled = _filled_fields(cells)
     if service is None:
         # No type to check against: report what is wrong with the values themselves.
         for column, value in filled.items():
@@ -505,48 +500,13 @@ def validate_row(
                 problems.add(column, message)
         return problems.sorted()
 
-    key = type_key(service.type)
-    known_key = key if key in _KNOWN_TYPE_KEYS else None
-    allowed = type_schema(known_key).allowed
-    counted_column = LINE_COUNTED_TYPES.get(key)
-    instance: dict[str, Any] = {}
-    extra: dict[str, str | int] = {}  # unknown type: passed through unchecked
-    typed_quantity: int | None = None
-    for column, value in filled.items():
-        if allowed is None and column not in ("link", "quantity"):
-            if isinstance(value, str) and value.startswith("="):
-                problems.add(column, f"{show(value)} is a formula; type the value itself")
-            else:
-                extra[column] = _passthrough(column, value)
-            continue
-        if counted_column and column == "quantity":
-            typed_quantity, message = _normalize(column, value)
-            if message:
-                problems.add(column, message)
-            continue
-        if allowed is not None and column not in allowed:
-            instance[column] = value  # only its presence matters: additionalProperties reports it
-            continue
-        normalized, message = _normalize(column, value)
-        if message:
-            problems.add(column, message)
-        else:
-            instance[column] = normalized
-
-    _schema_problems(_schema_errors(known_key, instance), service, problems)
-    # Drip-feed columns that passed the other checks (unknown types pass them through unchecked).
-    drip = [c for c in DRIP_FIELDS if (c in instance or c in extra) and c not in problems.columns]
-    quantity = _catalog_rules(service, key, instance, typed_quantity, counted_column, drip, problems)
+    parsed = _parse_fields(service, filled, problems)
+    _schema_problems(_schema_errors(parsed.known_key, parsed.instance), service, problems)
+    quantity = _catalog_rules(service, parsed, problems)
     if problems.items:
         return problems.sorted()
 
-    fields: dict[str, str | int] = {}
-    for column in ORDER_FIELDS:
-        if column in instance:
-            value = instance[column]
-            fields[column] = "\n".join(value) if isinstance(value, list) else value
-        elif column in extra:
-            fields[column] = extra[column]
+    fields = parsed.fields()
     runs = fields.get("runs")
     return OrderRequest(
         row=row,
@@ -556,6 +516,67 @@ def validate_row(
         quantity=quantity,
         estimated_cost=estimate_cost(service, quantity, runs if isinstance(runs, int) else None),
     )
+
+
+def _filled_fields(cells: Mapping[str, object]) -> dict[str, object]:
+    """The row's filled order fields (panel and service aside), text stripped."""
+    return {
+        column: value
+        for column, raw in cells.items()
+        if raw is not None and column in _ORDER_FIELD_SET and (value := _clean(raw)) is not None
+    }
+
+
+@dataclass
+class _ParsedFields:
+    """A row's order fields, sorted out for the service's type."""
+
+    key: str  # type_key of the service's type
+    known_key: str | None  # `key`, or None for a type the reference does not know
+    counted_column: str | None  # the list column whose lines are the quantity, if any
+    instance: dict[str, Any] = field(default_factory=dict)  # what the type's schema checks
+    extra: dict[str, str | int] = field(default_factory=dict)  # unknown type: passed through unchecked
+    typed_quantity: int | None = None  # a quantity typed for a line-counted type
+
+    def fields(self) -> dict[str, str | int]:
+        """What `add` sends besides `service`, in column order; lists as one line per item."""
+        fields: dict[str, str | int] = {}
+        for column in ORDER_FIELDS:
+            if column in self.instance:
+                value = self.instance[column]
+                fields[column] = "\n".join(value) if isinstance(value, list) else value
+            elif column in self.extra:
+                fields[column] = self.extra[column]
+        return fields
+
+
+def _parse_fields(service: Service, filled: Mapping[str, object], problems: _Problems) -> _ParsedFields:
+    """Normalise the filled fields for the service's type; what cannot be normalised is a problem."""
+    key = type_key(service.type)
+    known_key = key if key in _KNOWN_TYPE_KEYS else None
+    parsed = _ParsedFields(key=key, known_key=known_key, counted_column=LINE_COUNTED_TYPES.get(key))
+    allowed = type_schema(known_key).allowed
+    for column, value in filled.items():
+        if allowed is None and column not in ("link", "quantity"):
+            if isinstance(value, str) and value.startswith("="):
+                problems.add(column, f"{show(value)} is a formula; type the value itself")
+            else:
+                parsed.extra[column] = _passthrough(column, value)
+            continue
+        if parsed.counted_column and column == "quantity":
+            parsed.typed_quantity, message = _normalize(column, value)
+            if message:
+                problems.add(column, message)
+            continue
+        if allowed is not None and column not in allowed:
+            parsed.instance[column] = value  # only its presence matters: additionalProperties reports it
+            continue
+        normalized, message = _normalize(column, value)
+        if message:
+            problems.add(column, message)
+        else:
+            parsed.instance[column] = normalized
+    return parsed
 
 
 def _schema_problems(
@@ -607,58 +628,78 @@ def _schema_problems(
                 problems.add(column or "service", f"{show(value)} is not what {where} accepts here")
 
 
-def _catalog_rules(
-    service: Service,
-    key: str,
-    instance: Mapping[str, Any],
-    typed_quantity: int | None,
-    counted_column: str | None,
-    drip: list[str],
-    problems: _Problems,
-) -> int | None:
+def _catalog_rules(service: Service, parsed: _ParsedFields, problems: _Problems) -> int | None:
     """Check the service's limits; return the counted quantity of the order."""
-    bad = problems.columns
-    quantity: int | None = None
-    if counted_column:
-        lines = instance.get(counted_column)
-        if isinstance(lines, list) and counted_column not in bad:
-            quantity = len(lines)
-            noun = "line" if quantity == 1 else "lines"
-            verb = "is" if quantity == 1 else "are"
-            limit = _outside_limits(quantity, service)
-            if limit:
-                problems.add(
-                    counted_column,
-                    f"{quantity} non-empty {noun} {verb} {limit}; the quantity is the number of lines",
-                )
-            if typed_quantity is not None and typed_quantity != quantity and "quantity" not in bad:
-                problems.add(
-                    "quantity",
-                    f"{typed_quantity} does not match the {quantity} non-empty {noun} of "
-                    f"{counted_column}; leave quantity empty (the lines are counted)",
-                )
-    elif key not in FLAT_PRICE_TYPES and isinstance(instance.get("quantity"), int) and "quantity" not in bad:
-        quantity = instance["quantity"]
-        limit = _outside_limits(quantity, service)
-        if limit:
-            problems.add("quantity", f"{quantity} is {limit}")
-
+    # Drip-feed columns that passed the other checks (unknown types pass them through unchecked).
+    drip = [
+        column
+        for column in DRIP_FIELDS
+        if (column in parsed.instance or column in parsed.extra) and column not in problems.columns
+    ]
+    if parsed.counted_column:
+        quantity = _counted_quantity(service, parsed, parsed.counted_column, problems)
+    else:
+        quantity = _typed_quantity(service, parsed, problems)
     if drip and service.dripfeed is False:
         problems.add(
             drip[0],
             f"{_describe(service)} does not support drip-feed (runs/interval); leave runs and interval empty",
         )
-
-    if key == "subscriptions":
-        low, high = instance.get("min"), instance.get("max")
-        if isinstance(low, int) and "min" not in bad and low < service.min:
-            problems.add("min", f"{low} is below the minimum {service.min} for {_describe(service)}")
-        if isinstance(high, int) and "max" not in bad:
-            if high > service.max:
-                problems.add("max", f"{high} is above the maximum {service.max} for {_describe(service)}")
-            if isinstance(low, int) and "min" not in bad and high < low:
-                problems.add("max", f"{high} is below min {low}; max must be at least min")
+    if parsed.key == "subscriptions":
+        _subscription_limits(service, parsed.instance, problems)
     return quantity
+
+
+def _counted_quantity(
+    service: Service, parsed: _ParsedFields, counted_column: str, problems: _Problems
+) -> int | None:
+    """The number of lines of a line-counted type, within the service's limits and matching any
+    quantity typed as well."""
+    lines = parsed.instance.get(counted_column)
+    bad = problems.columns
+    if not isinstance(lines, list) or counted_column in bad:
+        return None
+    quantity = len(lines)
+    noun = "line" if quantity == 1 else "lines"
+    verb = "is" if quantity == 1 else "are"
+    limit = _outside_limits(quantity, service)
+    if limit:
+        problems.add(
+            counted_column,
+            f"{quantity} non-empty {noun} {verb} {limit}; the quantity is the number of lines",
+        )
+    typed = parsed.typed_quantity
+    if typed is not None and typed != quantity and "quantity" not in bad:
+        problems.add(
+            "quantity",
+            f"{typed} does not match the {quantity} non-empty {noun} of "
+            f"{counted_column}; leave quantity empty (the lines are counted)",
+        )
+    return quantity
+
+
+def _typed_quantity(service: Service, parsed: _ParsedFields, problems: _Problems) -> int | None:
+    """The quantity column, within the service's limits; None for flat-price types."""
+    quantity = parsed.instance.get("quantity")
+    if parsed.key in FLAT_PRICE_TYPES or not isinstance(quantity, int) or "quantity" in problems.columns:
+        return None
+    limit = _outside_limits(quantity, service)
+    if limit:
+        problems.add("quantity", f"{quantity} is {limit}")
+    return quantity
+
+
+def _subscription_limits(service: Service, instance: Mapping[str, Any], problems: _Problems) -> None:
+    """A subscription's min and max quantity per post: within the service's limits, min <= max."""
+    bad = problems.columns
+    low, high = instance.get("min"), instance.get("max")
+    if isinstance(low, int) and "min" not in bad and low < service.min:
+        problems.add("min", f"{low} is below the minimum {service.min} for {_describe(service)}")
+    if isinstance(high, int) and "max" not in bad:
+        if high > service.max:
+            problems.add("max", f"{high} is above the maximum {service.max} for {_describe(service)}")
+        if isinstance(low, int) and "min" not in bad and high < low:
+            problems.add("max", f"{high} is below min {low}; max must be at least min")
 
 
 def _outside_limits(quantity: int, service: Service) -> str | None:
