@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
+from sheetorders.cells import cell_text
 from sheetorders.columns import INPUT_COLUMNS, LIST_FIELDS, ORDER_FIELDS
 from sheetorders.models import Service
 from sheetorders.resources import load_schema
@@ -191,7 +192,8 @@ def parse_whole_number(value: object) -> int:
 
 
 def _clean(value: object) -> object:
-    """Strip text; empty text (and None) becomes None."""
+    """Strip text; empty text (and None) becomes None. Other values keep their type (a number is
+    parsed or read with `cell_text` by the column's own rule)."""
     if isinstance(value, str):
         value = value.strip()
         return value or None
@@ -359,15 +361,6 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _text(value: object) -> str:
-    """A number typed into a text column, as text: 12345.0 -> "12345"."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, Decimal):
-        return str(int(value)) if value == value.to_integral_value() else format(value, "f")
-    return str(value)
-
-
 def _normalize(column: str, value: object) -> tuple[Any, str | None]:
     """The value as the schema sees it, or (None, message) when it cannot be one."""
     if isinstance(value, str) and value.startswith("="):
@@ -385,8 +378,8 @@ def _normalize(column: str, value: object) -> tuple[Any, str | None]:
         return None, f"{show(value)} is a date, not text"
     if column in LIST_FIELDS:
         # A number in a one-per-line column is a single line (e.g. one numeric username).
-        return _lines(value if isinstance(value, str) else _text(value)), None
-    text = _text(value)
+        return _lines(cell_text(value)), None
+    text = cell_text(value)
     if column in LINK_FIELDS and not is_http_url(text):
         if _SPACE.search(text):
             return None, f"{show(text)} is not a valid URL: it contains spaces"
@@ -411,15 +404,15 @@ def _normalize_date(value: object) -> tuple[str | None, str | None]:
 def _passthrough(column: str, value: object) -> str | int:
     """A field of an unknown type, as typed: whole numbers as int, lists as their lines."""
     if column in LIST_FIELDS and not isinstance(value, bool):
-        return "\n".join(_lines(value if isinstance(value, str) else _text(value)))
+        return "\n".join(_lines(cell_text(value)))
     if isinstance(value, (datetime, date)):
         return value.strftime("%d/%m/%Y")
     if isinstance(value, bool):
-        return show(value)
+        return cell_text(value)
     try:
         return parse_whole_number(value)
     except ValueError:
-        return _text(value)
+        return cell_text(value)
 
 
 def _resolve_panel(
@@ -441,7 +434,7 @@ def _resolve_panel(
     if isinstance(value, str) and value.startswith("="):
         problems.add("panel", f"{show(value)} is a formula; type the value itself")
         return None
-    name = _text(value)
+    name = cell_text(value)
     if name in catalogs:
         return name
     folded = [known for known in catalogs if known.casefold() == name.casefold()]

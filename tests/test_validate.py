@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from sheetorders.cells import cell_text
 from sheetorders.models import Service
 from sheetorders.resources import load_schema
 from sheetorders.validate import (
@@ -351,6 +352,16 @@ def test_numeric_text_cells_become_text():
     assert order.fields["username"] == "12345"
     order = accepted({"service": 14, "link": LINK, "username": 42, "comments": 7})
     assert order.fields == {"link": LINK, "comments": "7", "username": "42"}
+
+
+def test_text_columns_read_cells_as_cell_text_does():
+    order = accepted({"service": 11, "link": LINK, "quantity": 100, "username": Decimal("12345.00")})
+    assert order.fields["username"] == cell_text(Decimal("12345.00")) == "12345"
+    order = accepted({"service": 11, "link": LINK, "quantity": 100, "username": Decimal("Infinity")})
+    assert order.fields["username"] == "Infinity"
+    assert problems({"panel": True, "service": 1, "link": LINK, "quantity": 100})[0].startswith(
+        'row 14, panel: "TRUE" is not a configured panel'
+    )
 
 
 def test_unknown_type_checks_link_and_quantity_and_passes_the_rest():
