@@ -111,11 +111,28 @@ class OrderRequest:
     def dedupe_key(self) -> tuple[str, str, str]:
         """Rows sharing this key go one at a time: a panel runs one order per link and service.
 
-        The link is the one sent, exactly (stripped), so the key matches one built from the
-        sheet's link text. Subscriptions have no link; their username stands in for it.
+        `same_target_key` of the link (or username) that is sent, so it matches the key of an
+        order read back from the sheet.
         """
-        target = self.fields.get("link", self.fields.get("username", ""))
-        return (self.panel, self.service.id, str(target))
+        return same_target_key(
+            self.panel, self.service.id, self.fields.get("link"), self.fields.get("username")
+        )
+
+
+def same_target_key(
+    panel: str, service: object, link: object, username: object = None
+) -> tuple[str, str, str]:
+    """(panel, service, target): two orders with the same key must not run at the same time.
+
+    `service` is a service ID cell: a whole number gives its int string (`1.0`, `" 1 "` -> `"1"`),
+    anything else its `cell_text`. The target is the link's `cell_text`, or, when the link is
+    empty (Subscriptions have none), the username's.
+    """
+    try:
+        service_text = str(parse_whole_number(service))
+    except ValueError:
+        service_text = cell_text(service)
+    return (panel, service_text, cell_text(link) or cell_text(username))
 
 
 # --- small helpers ---------------------------------------------------------------------------

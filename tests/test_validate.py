@@ -19,6 +19,7 @@ from sheetorders.validate import (
     estimate_cost,
     is_blank_row,
     parse_whole_number,
+    same_target_key,
     schema_path,
     type_key,
     type_schema,
@@ -740,6 +741,20 @@ def test_dedupe_key_is_panel_service_and_link_as_sent():
     assert c.dedupe_key != a.dedupe_key
     sub = accepted({"service": 17, "username": "natgeo", "min": 100, "max": 200, "delay": 0})
     assert sub.dedupe_key == ("main", "17", "natgeo")
+
+
+def test_same_target_key_of_sheet_cells_matches_the_order_key():
+    assert same_target_key("main", " 1 ", f" {LINK} ") == ("main", "1", LINK)
+    assert same_target_key("main", 1.0, LINK, "ignored") == ("main", "1", LINK)
+    assert same_target_key("main", "17", "", " natgeo ") == ("main", "17", "natgeo")
+    assert same_target_key("main", None, None, 12345.0) == ("main", "", "12345")
+    assert same_target_key("main", "abc", LINK) == ("main", "abc", LINK)
+    cells = {"service": "1.0", "link": f" {LINK} ", "quantity": 100}
+    order = accepted(cells)
+    assert same_target_key("main", cells["service"], cells["link"]) == order.dedupe_key
+    cells = {"service": 17.0, "username": " natgeo", "min": 100, "max": 200, "delay": 0}
+    sub = accepted(cells)
+    assert same_target_key("main", cells["service"], None, cells["username"]) == sub.dedupe_key
 
 
 # --- cost ------------------------------------------------------------------------------------
