@@ -32,16 +32,16 @@ HEADER = ["link", "quantity", "total", "note"]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[FakeSheetsServer]:
+def sheets_api() -> Iterator[FakeSheetsServer]:
     with FakeSheetsServer() as fake:
         yield fake
 
 
 @pytest.fixture(autouse=True)
-def _clean(server: FakeSheetsServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    server.clear_faults()
-    server.token_error = None
-    server.reset_calls()
+def _clean(sheets_api: FakeSheetsServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    sheets_api.clear_faults()
+    sheets_api.token_error = None
+    sheets_api.reset_calls()
     # Nothing may leave this machine: any name lookup but localhost's is recorded and fails.
     outside: list[str] = []
     real_getaddrinfo = socket.getaddrinfo
@@ -54,8 +54,8 @@ def _clean(server: FakeSheetsServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
     monkeypatch.setattr(socket, "getaddrinfo", local_only)
     yield
-    server.clear_faults()
-    server.token_error = None
+    sheets_api.clear_faults()
+    sheets_api.token_error = None
     assert outside == []
 
 
@@ -65,8 +65,8 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def options(server: FakeSheetsServer, tmp_path: Path) -> dict[str, Any]:
-    return google_options(server, tmp_path)
+def options(sheets_api: FakeSheetsServer, tmp_path: Path) -> dict[str, Any]:
+    return google_options(sheets_api, tmp_path)
 
 
 @pytest.fixture
@@ -83,8 +83,8 @@ def open_sheet(options: dict[str, Any], sleeps: list[float]) -> Iterator[Callabl
         backend.close()
 
 
-def orders(server: FakeSheetsServer, rows: list[list[Any]] | None = None, **kwargs: Any) -> str:
-    return server.create_spreadsheet("Orders", {"Orders": [HEADER, *(rows or [])]}, **kwargs)
+def orders(sheets_api: FakeSheetsServer, rows: list[list[Any]] | None = None, **kwargs: Any) -> str:
+    return sheets_api.create_spreadsheet("Orders", {"Orders": [HEADER, *(rows or [])]}, **kwargs)
 
 
 # --- accepts ---------------------------------------------------------------------------
@@ -132,10 +132,10 @@ def test_an_existing_file_named_like_a_key_is_not_a_key(
 
 
 def test_read_is_one_call_with_numbers_as_numbers_and_formulas_as_text(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
     key = orders(
-        server,
+        sheets_api,
         [
             ["https://a", 1000, "=1+2", True],
             ["https://b", 2.5, None, "x"],
@@ -149,61 +149,61 @@ def test_read_is_one_call_with_numbers_as_numbers_and_formulas_as_text(
     assert type(table.rows[0][1]) is int
     assert table.rows[1] == ["https://b", 2.5, None, "x"]
     assert table.rows[2] == ["https://c", "007", None, "2024-05-01 09:30:00"]
-    assert server.calls == Counter({"token": 1, "values.batchGet": 1})
-    query = server.requests[-1].query
+    assert sheets_api.calls == Counter({"token": 1, "values.batchGet": 1})
+    query = sheets_api.requests[-1].query
     assert query["valueRenderOption"] == ["FORMULA"]
     assert query["ranges"] == ["'Orders'"]
-    assert [grant["scope"] for grant in server.token_grants[-1:]] == [
+    assert [grant["scope"] for grant in sheets_api.token_grants[-1:]] == [
         "https://www.googleapis.com/auth/spreadsheets"
     ]
 
 
 @pytest.mark.parametrize("host", ["iamcredentials.googleapis.com", "iamcredentials.mtls.googleapis.com"])
-def test_google_auths_own_lookups_go_to_the_endpoint(server: FakeSheetsServer, host: str) -> None:
+def test_google_auths_own_lookups_go_to_the_endpoint(sheets_api: FakeSheetsServer, host: str) -> None:
     # google-auth may look up a service account's allowed locations on its own (some releases
     # do it in a background thread, some only when asked): whatever it asks of a Google auth
     # host through the session we give it reaches the configured endpoint instead, copies included.
-    session = _RoutedSession(server.base_url)
+    session = _RoutedSession(sheets_api.base_url)
     path = f"/v1/projects/-/serviceAccounts/{SERVICE_ACCOUNT_EMAIL}/allowedLocations"
-    server.background_calls.clear()
+    sheets_api.background_calls.clear()
     for each in (session, copy.deepcopy(session)):
         each.get(f"https://{host}{path}", timeout=5)
-    assert server.background_calls["allowedLocations"] == 2
+    assert sheets_api.background_calls["allowedLocations"] == 2
 
 
 def test_read_of_an_empty_tab(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = server.create_spreadsheet("Empty", {"Orders": []})
+    key = sheets_api.create_spreadsheet("Empty", {"Orders": []})
     table = open_sheet(key).read()
     assert (table.headers, table.rows) == ([], [])
 
 
 def test_tab_names_with_quotes_and_spaces(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = server.create_spreadsheet("T", {"Bob's orders": [["link"], ["x"]]})
+    key = sheets_api.create_spreadsheet("T", {"Bob's orders": [["link"], ["x"]]})
     backend = open_sheet(key, "Bob's orders")
     assert backend.read().rows == [["x"]]
     backend.write([CellWrite(2, 2, "ok")])
-    assert server.values(key, "Bob's orders") == [["link"], ["x", "ok"]]
+    assert sheets_api.values(key, "Bob's orders") == [["link"], ["x", "ok"]]
 
 
 def test_without_a_worksheet_the_first_visible_tab_is_used(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = server.create_spreadsheet("T", {"Main": [["link"], ["m"]], "Other": [["link"], ["o"]]})
+    key = sheets_api.create_spreadsheet("T", {"Main": [["link"], ["m"]], "Other": [["link"], ["o"]]})
     backend = open_sheet(key, None)
     assert backend.read().rows == [["m"]]
-    assert server.calls == Counter({"token": 1, "metadata": 1, "values.batchGet": 1})
+    assert sheets_api.calls == Counter({"token": 1, "metadata": 1, "values.batchGet": 1})
     assert backend.description.endswith("[Main]")
 
 
 def test_the_url_gid_picks_the_tab(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = server.create_spreadsheet("T", {"Main": [["link"], ["m"]], "Other": [["link"], ["o"]]})
-    gid = server.sheet_properties(key, "Other")["sheetId"]
+    key = sheets_api.create_spreadsheet("T", {"Main": [["link"], ["m"]], "Other": [["link"], ["o"]]})
+    gid = sheets_api.sheet_properties(key, "Other")["sheetId"]
     url = f"https://docs.google.com/spreadsheets/d/{key}/edit#gid={gid}"
     assert open_sheet(url, None).read().rows == [["o"]]
 
@@ -211,8 +211,8 @@ def test_the_url_gid_picks_the_tab(
 # --- write -----------------------------------------------------------------------------
 
 
-def test_write_is_raw(server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]) -> None:
-    key = orders(server, [["https://a", 10], ["https://b", 20]])
+def test_write_is_raw(sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]) -> None:
+    key = orders(sheets_api, [["https://a", 10], ["https://b", 20]])
     backend = open_sheet(key)
     backend.read()
     backend.write(
@@ -226,28 +226,28 @@ def test_write_is_raw(server: FakeSheetsServer, open_sheet: Callable[..., Google
         ]
     )
 
-    assert server.values(key, "Orders") == [
+    assert sheets_api.values(key, "Orders") == [
         [*HEADER, "status"],
         ["https://a", 10, "=1+1", "00123"],
         ["https://b", None, 1.25, "2024-01-02 03:04:05"],
     ]
-    assert not server.is_formula(key, "Orders", 2, 3)
-    assert server.calls["values.batchUpdate"] == 1
-    body = server.requests[-1].json()
+    assert not sheets_api.is_formula(key, "Orders", 2, 3)
+    assert sheets_api.calls["values.batchUpdate"] == 1
+    body = sheets_api.requests[-1].json()
     assert body["valueInputOption"] == "RAW"
 
 
 def test_a_formula_written_raw_reads_back_as_text(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], options: dict[str, Any]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], options: dict[str, Any]
 ) -> None:
-    key = orders(server, [["https://a", 1]])
+    key = orders(sheets_api, [["https://a", 1]])
     backend = open_sheet(key)
     backend.write([CellWrite(2, 3, "=1+1")])
     assert backend.read().rows[0][2] == "=1+1"
     # The computed value tells a formula from a string: a formula would give 2.
-    token = _token(server)
+    token = _token(sheets_api)
     answer = requests.get(
-        f"{server.base_url}/v4/spreadsheets/{key}/values/Orders!C2",
+        f"{sheets_api.base_url}/v4/spreadsheets/{key}/values/Orders!C2",
         params={"valueRenderOption": "UNFORMATTED_VALUE"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=5,
@@ -256,153 +256,153 @@ def test_a_formula_written_raw_reads_back_as_text(
 
 
 def test_writing_a_thousand_rows_is_one_call(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server, [[f"https://x/{i}", i + 1] for i in range(1000)])
+    key = orders(sheets_api, [[f"https://x/{i}", i + 1] for i in range(1000)])
     backend = open_sheet(key)
     backend.read()
     cells = [CellWrite(1, 5, "ref"), CellWrite(1, 6, "order_id"), CellWrite(1, 7, "status")]
     for i in range(1000):
         row = i + 2
         cells += [CellWrite(row, 5, f"r{i}"), CellWrite(row, 6, 9000 + i), CellWrite(row, 7, "Pending")]
-    server.reset_calls()
+    sheets_api.reset_calls()
     backend.write(cells)
 
-    assert server.calls == Counter({"values.batchUpdate": 1})
-    assert len(server.requests[-1].json()["data"]) == 1  # one rectangle E1:G1001
-    values = server.values(key, "Orders")
+    assert sheets_api.calls == Counter({"values.batchUpdate": 1})
+    assert len(sheets_api.requests[-1].json()["data"]) == 1  # one rectangle E1:G1001
+    values = sheets_api.values(key, "Orders")
     assert values[1000] == ["https://x/999", 1000, None, None, "r999", 9999, "Pending"]
 
     # Scattered cells (each row a different column) are still one call.
-    server.reset_calls()
+    sheets_api.reset_calls()
     backend.write([CellWrite(r, 8 + r % 3, "x") for r in range(2, 1002)])
-    assert server.calls == Counter({"values.batchUpdate": 1})
+    assert sheets_api.calls == Counter({"values.batchUpdate": 1})
 
-    server.reset_calls()
+    sheets_api.reset_calls()
     assert len(backend.read().rows) == 1000
-    assert server.calls == Counter({"values.batchGet": 1})
+    assert sheets_api.calls == Counter({"values.batchGet": 1})
 
 
 def test_a_huge_write_is_split_by_body_size(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server, [[f"https://x/{i}"] for i in range(200)])
+    key = orders(sheets_api, [[f"https://x/{i}"] for i in range(200)])
     backend = open_sheet(key)
     backend.max_body_bytes = 2_000
     # Rows 2, 4, 6... so that no two rows stack into one range.
     backend.write([CellWrite(r, 5, "e" * 20) for r in range(2, 202, 2)])
-    assert server.calls["values.batchUpdate"] > 1
-    assert all(len(r.body) < 2_200 for r in server.requests if r.kind == "values.batchUpdate")
-    values = server.values(key, "Orders")
+    assert sheets_api.calls["values.batchUpdate"] > 1
+    assert all(len(r.body) < 2_200 for r in sheets_api.requests if r.kind == "values.batchUpdate")
+    values = sheets_api.values(key, "Orders")
     assert [values[r - 1][4] for r in range(2, 202, 2)] == ["e" * 20] * 100
 
 
 def test_nothing_to_write_is_no_call(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    open_sheet(orders(server)).write([])
-    assert server.calls == Counter()
+    open_sheet(orders(sheets_api)).write([])
+    assert sheets_api.calls == Counter()
 
 
 def test_writing_past_the_grid_adds_columns(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
     header = [f"c{i}" for i in range(26)]
-    key = server.create_spreadsheet("Wide", {"Orders": [header, ["x"] * 26]})
+    key = sheets_api.create_spreadsheet("Wide", {"Orders": [header, ["x"] * 26]})
     backend = open_sheet(key)
     backend.read()
-    server.reset_calls()
+    sheets_api.reset_calls()
     backend.write([CellWrite(1, 27, "ref"), CellWrite(2, 27, "r1")])
 
-    assert server.values(key, "Orders")[1][26] == "r1"
-    assert server.sheet_properties(key, "Orders")["gridProperties"]["columnCount"] == 27
-    assert server.calls == Counter({"values.batchUpdate": 2, "metadata": 1, "batchUpdate": 1})
+    assert sheets_api.values(key, "Orders")[1][26] == "r1"
+    assert sheets_api.sheet_properties(key, "Orders")["gridProperties"]["columnCount"] == 27
+    assert sheets_api.calls == Counter({"values.batchUpdate": 2, "metadata": 1, "batchUpdate": 1})
 
 
 # --- retries ---------------------------------------------------------------------------
 
 
 def test_429_waits_for_retry_after_then_succeeds(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
 ) -> None:
-    key = orders(server, [["https://a", 1]])
-    server.fail_next(status=429, count=2, retry_after=3)
+    key = orders(sheets_api, [["https://a", 1]])
+    sheets_api.fail_next(status=429, count=2, retry_after=3)
     table = open_sheet(key).read()
 
     assert table.rows == [["https://a", 1]]
     assert len(sleeps) == 2
     assert all(s >= 3 for s in sleeps)
-    assert server.calls == Counter({"token": 1, "values.batchGet": 3})
+    assert sheets_api.calls == Counter({"token": 1, "values.batchGet": 3})
 
 
 def test_5xx_and_html_answers_are_retried(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
 ) -> None:
-    key = orders(server, [["https://a", 1]])
+    key = orders(sheets_api, [["https://a", 1]])
     backend = open_sheet(key)
     backend.read()
-    server.reset_calls()
-    server.fail_next(status=500, kind="values.batchUpdate")
-    server.fail_next(status=502, kind="values.batchUpdate")
-    server.fail_next(status=503, kind="values.batchUpdate")
+    sheets_api.reset_calls()
+    sheets_api.fail_next(status=500, kind="values.batchUpdate")
+    sheets_api.fail_next(status=502, kind="values.batchUpdate")
+    sheets_api.fail_next(status=503, kind="values.batchUpdate")
     backend.write([CellWrite(2, 4, "done")])
 
-    assert server.values(key, "Orders")[1] == ["https://a", 1, None, "done"]
-    assert server.calls == Counter({"values.batchUpdate": 4})
+    assert sheets_api.values(key, "Orders")[1] == ["https://a", 1, None, "done"]
+    assert sheets_api.calls == Counter({"values.batchUpdate": 4})
     assert len(sleeps) == 3
     assert 1 <= sleeps[0] <= 2 and 2 <= sleeps[1] <= 3 and 4 <= sleeps[2] <= 5  # backoff with jitter
 
 
 def test_attempts_are_bounded(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
 ) -> None:
-    key = orders(server)
-    server.fail_next(status=503, count=10)
+    key = orders(sheets_api)
+    sheets_api.fail_next(status=503, count=10)
     with pytest.raises(SheetError, match=r"unavailable: HTTP 503 after 3 attempts"):
         open_sheet(key, max_attempts=3).read()
-    assert server.calls["values.batchGet"] == 3
+    assert sheets_api.calls["values.batchGet"] == 3
     assert len(sleeps) == 2
 
 
 def test_quota_errors_that_persist_say_so(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server)
-    server.fail_next(status=429, count=10, retry_after=1)
+    key = orders(sheets_api)
+    sheets_api.fail_next(status=429, count=10, retry_after=1)
     with pytest.raises(SheetError, match=r"quota exceeded: still HTTP 429 after 4 attempts"):
         open_sheet(key, max_attempts=4).read()
-    assert server.calls["values.batchGet"] == 4
+    assert sheets_api.calls["values.batchGet"] == 4
 
 
 def test_a_retry_after_longer_than_max_wait_gives_up_at_once(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
 ) -> None:
-    key = orders(server)
-    server.fail_next(status=429, count=5, retry_after=3600)
+    key = orders(sheets_api)
+    sheets_api.fail_next(status=429, count=5, retry_after=3600)
     with pytest.raises(SheetError, match=r"\(HTTP 429\) and it asks to wait 3600 s: run again later"):
         open_sheet(key, max_wait=60).read()
-    assert server.calls["values.batchGet"] == 1
+    assert sheets_api.calls["values.batchGet"] == 1
     assert sleeps == []
 
 
 def test_dropped_connections_and_timeouts_are_retried(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], sleeps: list[float]
 ) -> None:
-    key = orders(server, [["https://a", 1]])
+    key = orders(sheets_api, [["https://a", 1]])
     backend = open_sheet(key, timeout=0.2)
-    server.fail_next(status=None, disconnect=True, kind="values.batchGet")
-    server.fail_next(status=None, delay=0.5, kind="values.batchGet")
+    sheets_api.fail_next(status=None, disconnect=True, kind="values.batchGet")
+    sheets_api.fail_next(status=None, delay=0.5, kind="values.batchGet")
     assert backend.read().rows == [["https://a", 1]]
-    assert server.calls["values.batchGet"] == 3
+    assert sheets_api.calls["values.batchGet"] == 3
     assert len(sleeps) == 2
 
 
 def test_an_unreachable_endpoint_is_a_sheet_error(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
 ) -> None:
     with FakeSheetsServer() as gone:
         dead = gone.base_url
-    key = orders(server)
+    key = orders(sheets_api)
     with pytest.raises(
         SheetError, match=r"could not reach Google Sheets at 127\.0\.0\.1:\d+ to read after 2"
     ):
@@ -413,90 +413,90 @@ def test_an_unreachable_endpoint_is_a_sheet_error(
 
 
 def test_changed_since_read_sees_inserted_rows_and_the_next_read_is_free(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server, [["https://a", 1], ["https://b", 2]])
+    key = orders(sheets_api, [["https://a", 1], ["https://b", 2]])
     backend = open_sheet(key)
     backend.read()
-    server.reset_calls()
+    sheets_api.reset_calls()
     assert backend.changed_since_read() is False
-    assert server.calls == Counter({"values.batchGet": 1})
+    assert sheets_api.calls == Counter({"values.batchGet": 1})
 
-    server.insert_rows(key, "Orders", 2, [["https://new", 5]])
-    server.reset_calls()
+    sheets_api.insert_rows(key, "Orders", 2, [["https://new", 5]])
+    sheets_api.reset_calls()
     assert backend.changed_since_read() is True
     table = backend.read()
-    assert server.calls == Counter({"values.batchGet": 1})
+    assert sheets_api.calls == Counter({"values.batchGet": 1})
     assert [row[0] for row in table.rows] == ["https://new", "https://a", "https://b"]
 
-    server.reset_calls()
+    sheets_api.reset_calls()
     backend.read()  # the remembered table is used once only
-    assert server.calls == Counter({"values.batchGet": 1})
+    assert sheets_api.calls == Counter({"values.batchGet": 1})
 
 
 def test_changed_since_read_sees_an_edited_cell_but_not_our_own_write(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server, [["https://a", 1]])
+    key = orders(sheets_api, [["https://a", 1]])
     backend = open_sheet(key)
     backend.read()
     backend.write([CellWrite(2, 5, "r1"), CellWrite(2, 6, 12345), CellWrite(2, 7, Decimal("0.50"))])
     assert backend.changed_since_read() is False
 
-    server.set_cell(key, "Orders", 2, 2, 3)
+    sheets_api.set_cell(key, "Orders", 2, 2, 3)
     assert backend.changed_since_read() is True
 
 
 def test_changed_since_read_before_any_read_is_true(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    assert open_sheet(orders(server)).changed_since_read() is True
-    assert server.calls == Counter()
+    assert open_sheet(orders(sheets_api)).changed_since_read() is True
+    assert sheets_api.calls == Counter()
 
 
 # --- errors ------------------------------------------------------------------------------
 
 
 def test_a_sheet_not_shared_names_the_service_account(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server, shared=False)
+    key = orders(sheets_api, shared=False)
     with pytest.raises(SheetError) as raised:
         open_sheet(key).read()
     assert str(raised.value) == (
         f"the sheet is not shared with {SERVICE_ACCOUNT_EMAIL}: share it with that address as Editor"
     )
-    assert server.calls["values.batchGet"] == 1  # 403 is not retried
+    assert sheets_api.calls["values.batchGet"] == 1  # 403 is not retried
 
 
-def test_an_unknown_key(server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]) -> None:
+def test_an_unknown_key(sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]) -> None:
     with pytest.raises(SheetError, match=f"no spreadsheet with key {KEY} — check the URL"):
         open_sheet(KEY).read()
 
 
 def test_a_missing_tab_lists_the_tabs(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = server.create_spreadsheet("T", {"Orders": [HEADER], "Archive": []})
+    key = sheets_api.create_spreadsheet("T", {"Orders": [HEADER], "Archive": []})
     with pytest.raises(SheetError) as raised:
         open_sheet(key, "Missing").read()
     assert str(raised.value).startswith(
         "no tab named 'Missing' in the spreadsheet (tabs: 'Orders', 'Archive')"
     )
-    assert server.calls == Counter({"token": 1, "values.batchGet": 1, "metadata": 1})
+    assert sheets_api.calls == Counter({"token": 1, "values.batchGet": 1, "metadata": 1})
 
 
 def test_a_missing_credentials_file(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server)
+    key = orders(sheets_api)
     with pytest.raises(SheetError) as raised:
         open_sheet(key, credentials="service-account.json").read()
     assert str(raised.value) == (
         "google.credentials: service-account.json not found — create a key for the service account in "
         "Google Cloud console and point google.credentials at it"
     )
-    assert server.calls == Counter()
+    assert sheets_api.calls == Counter()
 
 
 @pytest.mark.parametrize(
@@ -512,7 +512,7 @@ def test_a_missing_credentials_file(
     ],
 )
 def test_malformed_key_files(
-    server: FakeSheetsServer,
+    sheets_api: FakeSheetsServer,
     open_sheet: Callable[..., GoogleSheetsBackend],
     tmp_path: Path,
     content: str,
@@ -521,23 +521,25 @@ def test_malformed_key_files(
     path = tmp_path / "key.json"
     path.write_text(content)
     with pytest.raises(SheetError, match=expected) as raised:
-        open_sheet(orders(server), credentials=str(path)).read()
+        open_sheet(orders(sheets_api), credentials=str(path)).read()
     assert "nope" not in str(raised.value)
 
 
 def test_no_credentials_configured(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], monkeypatch: pytest.MonkeyPatch
+    sheets_api: FakeSheetsServer,
+    open_sheet: Callable[..., GoogleSheetsBackend],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     with pytest.raises(SheetError, match=r"google\.credentials is not set"):
-        open_sheet(orders(server), credentials=None).read()
+        open_sheet(orders(sheets_api), credentials=None).read()
 
 
 def test_a_refused_token_exchange(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server)
-    server.token_error = ("invalid_grant", "Invalid JWT Signature.")
+    key = orders(sheets_api)
+    sheets_api.token_error = ("invalid_grant", "Invalid JWT Signature.")
     with pytest.raises(SheetError) as raised:
         open_sheet(key).read()
     message = str(raised.value)
@@ -548,21 +550,21 @@ def test_a_refused_token_exchange(
 
 
 def test_an_expired_token_is_renewed(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server, [["https://a", 1]])
+    key = orders(sheets_api, [["https://a", 1]])
     backend = open_sheet(key)
     backend.read()
-    server.expire_tokens()
+    sheets_api.expire_tokens()
     assert backend.read().rows == [["https://a", 1]]
-    assert server.calls == Counter({"token": 2, "values.batchGet": 3})
+    assert sheets_api.calls == Counter({"token": 2, "values.batchGet": 3})
 
 
 def test_a_401_that_persists(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
-    key = orders(server)
-    server.fail_next(status=401, count=5, message="Request had invalid authentication credentials.")
+    key = orders(sheets_api)
+    sheets_api.fail_next(status=401, count=5, message="Request had invalid authentication credentials.")
     with pytest.raises(SheetError, match=f"Google refused the credentials of {SERVICE_ACCOUNT_EMAIL} \\(401"):
         open_sheet(key).read()
 
@@ -571,88 +573,88 @@ def test_a_401_that_persists(
 
 
 def test_the_endpoint_from_the_environment(
-    server: FakeSheetsServer,
+    sheets_api: FakeSheetsServer,
     open_sheet: Callable[..., GoogleSheetsBackend],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("SHEETORDERS_GOOGLE_API_ENDPOINT", server.base_url)
-    key = orders(server, [["https://a", 1]])
+    monkeypatch.setenv("SHEETORDERS_GOOGLE_API_ENDPOINT", sheets_api.base_url)
+    key = orders(sheets_api, [["https://a", 1]])
     assert open_sheet(key, api_endpoint=None).read().rows == [["https://a", 1]]
 
 
 def test_the_token_uri_option_overrides_the_key_file(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
 ) -> None:
     path = make_service_account_file(tmp_path / "real.json", "https://oauth2.googleapis.com/token")
-    key = orders(server, [["https://a", 1]])
-    backend = open_sheet(key, credentials=str(path), token_uri=server.token_uri)
+    key = orders(sheets_api, [["https://a", 1]])
+    backend = open_sheet(key, credentials=str(path), token_uri=sheets_api.token_uri)
     assert backend.read().rows == [["https://a", 1]]
-    assert server.calls["token"] == 1
+    assert sheets_api.calls["token"] == 1
 
 
 def test_oauth_with_a_stored_sign_in(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
 ) -> None:
-    user = make_authorized_user_file(tmp_path / "authorized_user.json", server.token_uri)
-    key = orders(server, [["https://a", 1]])
+    user = make_authorized_user_file(tmp_path / "authorized_user.json", sheets_api.token_uri)
+    key = orders(sheets_api, [["https://a", 1]])
     backend = open_sheet(
         key,
         credentials=None,
         oauth={"client_secrets": str(tmp_path / "client.json"), "authorized_user": str(user)},
-        token_uri=server.token_uri,
+        token_uri=sheets_api.token_uri,
     )
     assert backend.read().rows == [["https://a", 1]]
-    assert server.token_grants[-1]["grant_type"] == "refresh_token"
-    server.share(key, False)
+    assert sheets_api.token_grants[-1]["grant_type"] == "refresh_token"
+    sheets_api.share(key, False)
     with pytest.raises(SheetError, match="not shared with the Google account you signed in with"):
         backend.read()
 
 
 def test_oauth_without_client_secrets(
-    server: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], tmp_path: Path
 ) -> None:
     oauth = {"client_secrets": str(tmp_path / "none.json"), "authorized_user": str(tmp_path / "au.json")}
     with pytest.raises(SheetError, match=r"client secrets file .*none\.json not found"):
-        open_sheet(orders(server), credentials=None, oauth=oauth).read()
+        open_sheet(orders(sheets_api), credentials=None, oauth=oauth).read()
 
 
-def test_the_test_key_file_helper(server: FakeSheetsServer, tmp_path: Path) -> None:
-    path = make_service_account_file(tmp_path / "sa.json", server.token_uri)
+def test_the_test_key_file_helper(sheets_api: FakeSheetsServer, tmp_path: Path) -> None:
+    path = make_service_account_file(tmp_path / "sa.json", sheets_api.token_uri)
     info = json.loads(path.read_text())
     assert info["type"] == "service_account"
-    assert info["token_uri"] == server.token_uri
+    assert info["token_uri"] == sheets_api.token_uri
     assert info["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
 
 
 # --- the fake itself ---------------------------------------------------------------------
 
 
-def _token(server: FakeSheetsServer) -> str:
+def _token(sheets_api: FakeSheetsServer) -> str:
     import base64
 
     claims = base64.urlsafe_b64encode(json.dumps({"iss": "t@example.com"}).encode()).decode().rstrip("=")
     answer = requests.post(
-        server.token_uri,
+        sheets_api.token_uri,
         data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": f"e30.{claims}.sig"},
         timeout=5,
     )
     return str(answer.json()["access_token"])
 
 
-def _get(server: FakeSheetsServer, path: str, token: str | None, **params: Any) -> requests.Response:
+def _get(sheets_api: FakeSheetsServer, path: str, token: str | None, **params: Any) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return requests.get(f"{server.base_url}{path}", params=params, headers=headers, timeout=5)
+    return requests.get(f"{sheets_api.base_url}{path}", params=params, headers=headers, timeout=5)
 
 
-def test_fake_ranges_and_render_options(server: FakeSheetsServer) -> None:
-    key = server.create_spreadsheet(
+def test_fake_ranges_and_render_options(sheets_api: FakeSheetsServer) -> None:
+    key = sheets_api.create_spreadsheet(
         "T", {"Orders": [["a", "b", "c"], [1, 2.5, "=1+2"], [None, True]], "My Tab": [["x", "y"]]}
     )
-    token = _token(server)
+    token = _token(sheets_api)
     base = f"/v4/spreadsheets/{key}/values/"
 
     def values(text: str, **params: Any) -> Any:
-        answer = _get(server, base + requests.utils.quote(text, safe=""), token, **params)
+        answer = _get(sheets_api, base + requests.utils.quote(text, safe=""), token, **params)
         assert answer.status_code == 200, answer.text
         return answer.json()
 
@@ -666,19 +668,19 @@ def test_fake_ranges_and_render_options(server: FakeSheetsServer) -> None:
     assert values("A1:B1")["values"] == [["a", "b"]]  # no tab: the first one
     assert values("Orders!A3:B3")["values"] == [["", "TRUE"]]
 
-    too_wide = _get(server, base + requests.utils.quote("Orders!A:AB", safe=""), token)
+    too_wide = _get(sheets_api, base + requests.utils.quote("Orders!A:AB", safe=""), token)
     assert too_wide.status_code == 400
     assert "exceeds grid limits" in too_wide.json()["error"]["message"]
-    missing = _get(server, base + requests.utils.quote("Missing!A1", safe=""), token)
+    missing = _get(sheets_api, base + requests.utils.quote("Missing!A1", safe=""), token)
     assert missing.json() == {
         "error": {"code": 400, "message": "Unable to parse range: Missing!A1", "status": "INVALID_ARGUMENT"}
     }
 
 
-def test_fake_user_entered_and_raw_writes(server: FakeSheetsServer) -> None:
-    key = server.create_spreadsheet("T", {"Orders": [["a"]]})
-    token = _token(server)
-    url = f"{server.base_url}/v4/spreadsheets/{key}/values:batchUpdate"
+def test_fake_user_entered_and_raw_writes(sheets_api: FakeSheetsServer) -> None:
+    key = sheets_api.create_spreadsheet("T", {"Orders": [["a"]]})
+    token = _token(sheets_api)
+    url = f"{sheets_api.base_url}/v4/spreadsheets/{key}/values:batchUpdate"
     body = {
         "valueInputOption": "USER_ENTERED",
         "data": [{"range": "Orders!A2:D2", "values": [["12", "1.5", "=2*3", "TRUE"]]}],
@@ -686,30 +688,30 @@ def test_fake_user_entered_and_raw_writes(server: FakeSheetsServer) -> None:
     answer = requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5).json()
     assert answer["totalUpdatedCells"] == 4
     assert answer["responses"][0]["updatedRange"] == "Orders!A2:D2"
-    assert server.values(key, "Orders")[1] == [12, 1.5, "=2*3", True]
-    assert server.is_formula(key, "Orders", 2, 3)
+    assert sheets_api.values(key, "Orders")[1] == [12, 1.5, "=2*3", True]
+    assert sheets_api.is_formula(key, "Orders", 2, 3)
 
     body = {"valueInputOption": "RAW", "data": [{"range": "Orders!A3", "values": [["12", "=2*3"]]}]}
     requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5)
-    assert server.values(key, "Orders")[2] == ["12", "=2*3"]
-    assert not server.is_formula(key, "Orders", 3, 2)
+    assert sheets_api.values(key, "Orders")[2] == ["12", "=2*3"]
+    assert not sheets_api.is_formula(key, "Orders", 3, 2)
 
 
-def test_fake_auth_errors_and_metadata(server: FakeSheetsServer) -> None:
-    key = server.create_spreadsheet("Title", {"Orders": [["a"]], "Other": []})
+def test_fake_auth_errors_and_metadata(sheets_api: FakeSheetsServer) -> None:
+    key = sheets_api.create_spreadsheet("Title", {"Orders": [["a"]], "Other": []})
     path = f"/v4/spreadsheets/{key}"
-    assert _get(server, path, None).json()["error"]["status"] == "UNAUTHENTICATED"
-    assert _get(server, path, "bogus").status_code == 401
-    meta = _get(server, path, _token(server), fields="sheets.properties").json()
+    assert _get(sheets_api, path, None).json()["error"]["status"] == "UNAUTHENTICATED"
+    assert _get(sheets_api, path, "bogus").status_code == 401
+    meta = _get(sheets_api, path, _token(sheets_api), fields="sheets.properties").json()
     assert meta["properties"]["title"] == "Title"
     assert [s["properties"]["title"] for s in meta["sheets"]] == ["Orders", "Other"]
     assert meta["sheets"][0]["properties"]["gridProperties"] == {"rowCount": 1000, "columnCount": 26}
-    assert server.calls["metadata"] == 3
+    assert sheets_api.calls["metadata"] == 3
 
 
-def test_fake_spreadsheet_batch_update(server: FakeSheetsServer) -> None:
-    key = server.create_spreadsheet("T", {"Orders": [["a"]]})
-    token = _token(server)
+def test_fake_spreadsheet_batch_update(sheets_api: FakeSheetsServer) -> None:
+    key = sheets_api.create_spreadsheet("T", {"Orders": [["a"]]})
+    token = _token(sheets_api)
     grid = {"sheetId": 0, "startRowIndex": 1, "startColumnIndex": 0, "endColumnIndex": 1}
     requests_ = [
         {"addSheet": {"properties": {"title": "Log"}}},
@@ -723,19 +725,19 @@ def test_fake_spreadsheet_batch_update(server: FakeSheetsServer) -> None:
         },
     ]
     answer = requests.post(
-        f"{server.base_url}/v4/spreadsheets/{key}:batchUpdate",
+        f"{sheets_api.base_url}/v4/spreadsheets/{key}:batchUpdate",
         json={"requests": requests_},
         headers={"Authorization": f"Bearer {token}"},
         timeout=5,
     ).json()
     assert answer["replies"][0]["addSheet"]["properties"]["title"] == "Log"
-    assert server.tabs(key) == ["Orders", "Log"]
-    assert len(server.data_validations(key, "Orders")) == 1
-    assert len(server.conditional_formats(key, "Orders")) == 1
-    assert server.sheet_properties(key, "Orders")["gridProperties"]["frozenRowCount"] == 1
+    assert sheets_api.tabs(key) == ["Orders", "Log"]
+    assert len(sheets_api.data_validations(key, "Orders")) == 1
+    assert len(sheets_api.conditional_formats(key, "Orders")) == 1
+    assert sheets_api.sheet_properties(key, "Orders")["gridProperties"]["frozenRowCount"] == 1
 
     again = requests.post(
-        f"{server.base_url}/v4/spreadsheets/{key}:batchUpdate",
+        f"{sheets_api.base_url}/v4/spreadsheets/{key}:batchUpdate",
         json={
             "requests": [
                 {"addSheet": {"properties": {"title": "Other"}}},
@@ -746,20 +748,20 @@ def test_fake_spreadsheet_batch_update(server: FakeSheetsServer) -> None:
         timeout=5,
     )
     assert again.status_code == 400
-    assert server.tabs(key) == ["Orders", "Log"]  # all or nothing
+    assert sheets_api.tabs(key) == ["Orders", "Log"]  # all or nothing
 
 
-def test_fake_faults_are_deterministic(server: FakeSheetsServer) -> None:
-    key = server.create_spreadsheet("T", {"Orders": [["a"]]})
-    token = _token(server)
-    server.fail_next(status=429, count=2, retry_after=7)
-    first = _get(server, f"/v4/spreadsheets/{key}", token)
-    second = _get(server, f"/v4/spreadsheets/{key}", token)
-    third = _get(server, f"/v4/spreadsheets/{key}", token)
+def test_fake_faults_are_deterministic(sheets_api: FakeSheetsServer) -> None:
+    key = sheets_api.create_spreadsheet("T", {"Orders": [["a"]]})
+    token = _token(sheets_api)
+    sheets_api.fail_next(status=429, count=2, retry_after=7)
+    first = _get(sheets_api, f"/v4/spreadsheets/{key}", token)
+    second = _get(sheets_api, f"/v4/spreadsheets/{key}", token)
+    third = _get(sheets_api, f"/v4/spreadsheets/{key}", token)
     assert [first.status_code, second.status_code, third.status_code] == [429, 429, 200]
     assert first.headers["Retry-After"] == "7"
     assert first.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
     started = time.monotonic()
-    server.fail_next(status=None, delay=0.1)
-    assert _get(server, f"/v4/spreadsheets/{key}", token).status_code == 200
+    sheets_api.fail_next(status=None, delay=0.1)
+    assert _get(sheets_api, f"/v4/spreadsheets/{key}", token).status_code == 200
     assert time.monotonic() - started >= 0.1
