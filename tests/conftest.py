@@ -10,10 +10,8 @@ import pytest
 
 from sheetorders.config import Config, load_config
 from sheetorders.testing.panel_server import PanelServer
-from sheetorders.testing.workbooks import write_config
+from sheetorders.testing.workbooks import TEST_KEY, write_config
 from sheetorders.workbook import build_order_workbook
-
-TEST_KEY = "test-key-abc123"
 
 
 @pytest.fixture

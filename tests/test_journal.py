@@ -11,6 +11,7 @@ import pytest
 from sheetorders import journal as j
 from sheetorders.errors import JournalError
 from sheetorders.journal import Journal
+from sheetorders.testing.workbooks import TEST_KEY
 
 
 def begin(journal: Journal, ref: str = "so-1", **overrides) -> None:
@@ -105,8 +106,6 @@ def test_a_journal_from_a_newer_version_is_refused(tmp_path):
 
 
 def test_no_api_key_is_ever_stored(tmp_path, sheet_setup, panel):
-    from conftest import TEST_KEY
-
     from sheetorders.app import run_sheets
 
     config, _ = sheet_setup([{"service": 2, "link": "https://x.com/k", "quantity": 100}])

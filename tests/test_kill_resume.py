@@ -14,10 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY
 
 from sheetorders.testing.panel_server import PanelServer
-from sheetorders.testing.workbooks import read_sheet, write_config
+from sheetorders.testing.workbooks import TEST_KEY, read_sheet, write_config
 from sheetorders.workbook import build_order_workbook
 
 

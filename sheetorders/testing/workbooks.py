@@ -10,6 +10,10 @@ from openpyxl import load_workbook
 
 from sheetorders.columns import map_headers
 
+# The API key of the local test panel; configs written by `write_config` read it from
+# the TEST_PANEL_KEY environment variable.
+TEST_KEY = "test-key-abc123"
+
 
 def read_sheet(path: Path, worksheet: str = "Orders") -> list[dict[str, Any]]:
     """The non-empty data rows as {column: value}, `_row` being the sheet row number.
