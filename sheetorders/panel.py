@@ -75,6 +75,8 @@ _KNOWN_REFILL_STATUSES = frozenset(
 )
 _ERRORISH = re.compile(r"\b(not|no|incorrect|invalid|wrong|unknown|missing|denied)\b", re.IGNORECASE)
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# Order IDs come from the panel's database sequence: a positive whole number.
+_ORDER_ID = re.compile(r"[1-9][0-9]{0,29}")
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,12 @@ class PanelClient:
         data["service"] = _clean_id(service)
         payload = self._call("add", data, write=True)
         with self._parsing("add", payload, write=True):
-            return _parse_id(payload["order"])
+            value = payload["order"]
+        order_id = _order_id(value)
+        if order_id is None:
+            text = json.dumps(payload, default=str)[:1000]
+            raise self._ambiguous("add", "the reply's order ID does not look like one", text)
+        return order_id
 
     def refill(self, order_id: str | int) -> str:
         """Ask for a refill of one order; returns the refill ID."""
@@ -452,51 +459,37 @@ class PanelClient:
 
     def _interpret(self, action: str, response: httpx.Response, write: bool) -> Any:
         status = response.status_code
+        text = response.content.decode("utf-8-sig", errors="replace").strip()
+        payload = _json(text)
         if 300 <= status < 400:
             location = self._snippet(response.headers.get("location", ""))
             target = f" to {location}" if location else ""
-            raise _final(
-                self._unavailable(
-                    action,
-                    f"the panel redirected (HTTP {status}{target}); redirects are not followed, "
-                    "so the key was not re-sent: check the panel URL",
-                )
+            redirected = (
+                f"the panel redirected (HTTP {status}{target}); redirects are not followed, "
+                "so the key was not re-sent: check the panel URL"
             )
+            if write:  # the panel may have acted on it before redirecting
+                raise self._ambiguous(action, redirected, text)
+            raise _final(self._unavailable(action, redirected))
+        if write and _unclear_write_reply(action, status, payload):
+            # An ID in the reply is an order (or refill) whatever else the reply says; and any
+            # answer but a plain refusal or a 429 came after the panel had the request.
+            raise self._ambiguous(action, _what_came_back(action, status, payload, text), text)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise RateLimited(
                 "rate limited (HTTP 429)", panel=self.name, action=action, retry_after=retry_after
             )
-        text = response.content.decode("utf-8-sig", errors="replace").strip()
         if status >= 500:
-            if write:
-                raise self._ambiguous(action, f"HTTP {status}", text)
             raise self._unavailable(action, f"HTTP {status}", text)
-        try:
-            payload = json.loads(text, parse_float=Decimal) if text else _MISSING
-        except (ValueError, RecursionError):
-            payload = _MISSING
-        if 400 <= status < 500:
-            if payload is _MISSING:
-                # Refused before it was processed (a CDN block, a wrong path): not placed, and
-                # retrying a write would not change that.
-                exc = self._unavailable(action, f"HTTP {status}", text)
-                raise _final(exc) if write else exc
-            message = _error_message(payload)
-            raise self._refusal(action, message if message is not None else f"HTTP {status}: {text}")
         if payload is _MISSING:
-            if not text:
-                what = "empty reply"
-            elif text.lstrip().startswith("<"):
-                what = "an HTML page instead of JSON"
-            else:
-                what = "a reply that is not JSON"
-            if write:
-                raise self._ambiguous(action, what, text)
-            raise self._unavailable(action, what, text)
+            # Refused before it was processed (a CDN block, a wrong path) or not JSON at all.
+            raise self._unavailable(action, _what_came_back(action, status, payload, text), text)
         message = _error_message(payload)
         if message is not None:
             raise self._refusal(action, message)
+        if status >= 400:
+            raise self._refusal(action, f"HTTP {status}: {text}")
         return payload
 
     # --- errors ------------------------------------------------------------
@@ -579,6 +572,70 @@ def _error_message(payload: Any) -> str | None:
     return None
 
 
+def _json(text: str) -> Any:
+    """The reply as JSON (floats as Decimal), or _MISSING when it is empty or not JSON."""
+    if not text:
+        return _MISSING
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return _MISSING
+
+
+# What a write's reply carries when the write took effect: the ID it created, or its outcome.
+_RESULT_KEYS = {"add": "order", "refill": "refill", "cancel": "cancel"}
+
+
+def _carries_result(action: str, payload: Any) -> bool:
+    """Whether a write's reply holds an ID (or outcome) of what it did, however odd the rest."""
+    if isinstance(payload, list):  # the batch dialect: one result per ID
+        return True
+    if not isinstance(payload, dict):
+        return False
+    value = payload.get(_RESULT_KEYS.get(action, "order"))
+    if value is None or value is False:
+        return False
+    # {"refill": {"error": ...}} is a refusal of that refill, not a refill ID.
+    return not (isinstance(value, dict) and _error_message(value) is not None)
+
+
+def _unclear_write_reply(action: str, status: int, payload: Any) -> bool:
+    """Whether the reply to a write shows it may have taken effect without saying it clearly.
+
+    Clear answers: a success (2xx with a result and no error), a plain refusal (2xx or 4xx with
+    an error and no result), and 429 without a result (not processed: retried). Anything else
+    came from the panel after it had the request.
+    """
+    if _carries_result(action, payload):
+        return _error_message(payload) is not None or not 200 <= status < 300
+    if status == 429:
+        return False
+    if payload is _MISSING or status >= 300:
+        return not (400 <= status < 500 and _error_message(payload) is not None)
+    return False
+
+
+_RESULT_NAMES = {"add": "an order ID", "refill": "a refill ID"}
+
+
+def _what_came_back(action: str, status: int, payload: Any, text: str) -> str:
+    """A few words on a reply that is not a clear answer."""
+    if _carries_result(action, payload):
+        result = _RESULT_NAMES.get(action, "a result")
+        if _error_message(payload) is not None:
+            return f"the reply has {result} and an error"
+        return f"HTTP {status} with {result}"
+    if payload is not _MISSING:
+        return f"HTTP {status} with a reply that is not a clear answer"
+    if not text:
+        what = "empty reply"
+    elif text.lstrip().startswith("<"):
+        what = "an HTML page instead of JSON"
+    else:
+        what = "a reply that is not JSON"
+    return what if 200 <= status < 300 else f"HTTP {status}, {what}"
+
+
 def _form_value(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "\n".join(_form_value(v) for v in value)
@@ -616,6 +673,15 @@ def _parse_id(value: Any) -> str:
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise _BadShape
+
+
+def _order_id(value: Any) -> str | None:
+    """The order ID in `value` (a positive whole number, maybe as a string), or None."""
+    try:
+        text = _parse_id(value)
+    except _BadShape:
+        return None
+    return text if _ORDER_ID.fullmatch(text) else None
 
 
 def _decimal(value: Any) -> Decimal | None:

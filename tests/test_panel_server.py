@@ -478,6 +478,20 @@ def test_queue_reply_and_html_body(server: PanelServer, api: Call) -> None:
         server.faults.queue("meteor")
 
 
+def test_queue_processed_places_the_order_then_answers_as_told(server: PanelServer, api: Call) -> None:
+    server.faults.queue_processed(status=409, extra={"error": "Your balance is low"}, actions={"add"})
+    server.faults.queue_processed(status=302, headers={"Location": server.url}, actions={"add"})
+    server.faults.queue_processed(status=403, body="<html>Forbidden</html>", actions={"add"})
+    conflict = api(action="add", service="2", link="https://x.com/a", quantity="100")
+    assert conflict.status_code == 409
+    assert conflict.json() == {"order": 10001, "error": "Your balance is low"}
+    moved = api(action="add", service="2", link="https://x.com/b", quantity="100")
+    assert moved.status_code == 302 and moved.headers["Location"] == server.url
+    forbidden = api(action="add", service="2", link="https://x.com/c", quantity="100")
+    assert (forbidden.status_code, forbidden.text) == (403, "<html>Forbidden</html>")
+    assert list(server.ledger.orders) == ["10001", "10002", "10003"]  # every one was placed
+
+
 def test_latency_requests_overlap(server: PanelServer) -> None:
     server.faults.latency = 0.2
     results: list[int] = []

@@ -38,6 +38,7 @@ __all__ = [
     "LedgerOrder",
     "LedgerRefill",
     "PanelServer",
+    "ProcessedReply",
     "default_catalog",
 ]
 
@@ -197,6 +198,23 @@ class CannedReply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+@dataclass(frozen=True)
+class ProcessedReply:
+    """The panel processes the request, then answers with `status` (see `Faults.queue_processed`).
+
+    The reply is the panel's own, with `extra` merged into it when both are objects, or `body`
+    instead when that is given.
+    """
+
+    status: int = 200
+    extra: tuple[tuple[str, Any], ...] = ()
+    body: Any = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Fault = str | CannedReply | ProcessedReply
+
+
 @dataclass
 class Faults:
     """Faults to inject; change the fields at any time, even while the server runs.
@@ -210,7 +228,9 @@ class Faults:
     (HTTP 200, empty body, not processed), "drop" (processed, then the connection is closed
     unanswered), "redirect" (a 307 to the API URL, not processed) and "ok" (no fault: lets
     one request through, to aim the next queued fault at a later request). `queue_reply`
-    sends a given body instead of the panel's answer. Queued entries are used in order.
+    sends a given body instead of the panel's answer; `queue_processed` processes the request
+    and then answers with another status, extra fields or another body. Queued entries are used
+    in order.
     """
 
     error_5xx: float = 0.0
@@ -247,7 +267,22 @@ class Faults:
         """
         self._push(CannedReply(body, status, tuple((headers or {}).items())), count, actions)
 
-    def _push(self, fault: str | CannedReply, count: int, actions: Iterable[str] | None) -> None:
+    def queue_processed(
+        self,
+        *,
+        status: int = 200,
+        extra: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        count: int = 1,
+        actions: Iterable[str] | None = None,
+    ) -> None:
+        """Process the next `count` matching requests (an `add` places its order), then answer
+        with `status`, the panel's reply plus `extra` (or `body` instead), and `headers`."""
+        reply = ProcessedReply(status, tuple((extra or {}).items()), body, tuple((headers or {}).items()))
+        self._push(reply, count, actions)
+
+    def _push(self, fault: Fault, count: int, actions: Iterable[str] | None) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
         with self._lock:
@@ -267,7 +302,7 @@ class Faults:
             self.drop_after_create = self.empty_body = self.latency = 0.0
             self.actions = None
 
-    def draw(self, action: str, rng: random.Random) -> str | CannedReply | None:
+    def draw(self, action: str, rng: random.Random) -> Fault | None:
         """The fault for this request, if any (used by the server)."""
         with self._lock:
             for entry in self._queued:
@@ -485,7 +520,7 @@ class PanelServer:
 
     # --- request handling (called by the HTTP handler) ---
 
-    def draw_fault(self, action: str) -> str | CannedReply | None:
+    def draw_fault(self, action: str) -> Fault | None:
         with self._rng_lock:
             return self.faults.draw(action, self._rng)
 
@@ -874,14 +909,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         kind = panel.draw_fault(action)
         if isinstance(kind, CannedReply):
-            body = kind.body
-            if isinstance(body, str):
-                body = body.encode()
-            if isinstance(body, bytes):
-                ctype = "text/html; charset=utf-8" if body.lstrip().startswith(b"<") else "application/json"
-                self._send(kind.status, body, ctype, dict(kind.headers))
-            else:
-                self._send_json(kind.status, body, extra=dict(kind.headers))
+            self._send_any(kind.status, kind.body, dict(kind.headers))
         elif kind == "redirect":
             self._send(307, b"", "text/plain", {"Location": panel.url})
         elif kind == "5xx":
@@ -894,12 +922,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(429, {"error": "Too many requests"}, extra=extra)
         elif kind == "empty":
             self._send(200, b"", "application/json")
+        elif isinstance(kind, ProcessedReply):
+            self._send_processed(kind, panel.handle(form)[1])
         else:
             status, payload = panel.handle(form)
             if kind == "drop":
                 self._drop()
             else:
                 self._send_json(status, payload)
+
+    def _send_processed(self, fault: ProcessedReply, payload: Any) -> None:
+        if fault.body is not None:
+            payload = fault.body
+        elif fault.extra and isinstance(payload, dict):
+            payload = {**payload, **dict(fault.extra)}
+        self._send_any(fault.status, payload, dict(fault.headers))
+
+    def _send_any(self, status: int, payload: Any, headers: dict[str, str]) -> None:
+        """Bytes and text as they are (HTML when they look like it), anything else as JSON."""
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if isinstance(payload, bytes):
+            ctype = "text/html; charset=utf-8" if payload.lstrip().startswith(b"<") else "application/json"
+            self._send(status, payload, ctype, headers)
+        else:
+            self._send_json(status, payload, extra=headers)
 
     def _count(self, action: str) -> None:
         with self.server.panel.ledger.lock:
