@@ -107,6 +107,23 @@ class SheetError(SheetordersError):
 class SheetLocked(SheetError):
     """The workbook is open in another program (Excel's `~$` lock file) or another sync holds it."""
 
+class SheetNotWritable(SheetError):
+    """The sheet cannot take results as it is (a read-only file or folder, merged cells or no
+    columns left where results go): `SheetBackend.check_writable` says so before anything is ordered."""
+
+
+class SheetChanged(SheetError):
+    """Someone changed the sheet while it was being written: the write (or its rest) was not saved."""
+
+
+class RowsNotFound(SheetError):
+    """People moved rows while a write was retried, and some were not found again: the cells of
+    `rows` (numbered as the write named them) were not written; every other cell was."""
+
+    def __init__(self, message: str, rows: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.rows = rows
+
 
 # --- journal ---------------------------------------------------------------
 

@@ -57,6 +57,7 @@ def test_a_third_party_backend_registered_by_entry_point_is_used(tmp_path, monke
         backend = open_backend("memory://team-a")
         assert type(backend).__name__ == "MemoryBackend"
         assert backend.read().headers == ["service", "link", "quantity"]
+        backend.check_writable([(1, 4), (2, 4)])  # a backend that checks nothing accepts everything
         assert type(backend) in available_backends()
     finally:
         sys.modules.pop("memory_sheets", None)

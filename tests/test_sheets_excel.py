@@ -14,7 +14,7 @@ from openpyxl.formatting.rule import CellIsRule
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from sheetorders.errors import SheetError, SheetLocked
+from sheetorders.errors import SheetError, SheetLocked, SheetNotWritable
 from sheetorders.sheets import CellWrite, open_backend
 from sheetorders.sheets.csvfile import CsvBackend
 from sheetorders.sheets.excel import ExcelBackend
@@ -406,3 +406,45 @@ def test_rich_text_reads_as_plain_text_and_survives(tmp_path: Path) -> None:
     backend.write([CellWrite(2, 1, "main")])
     value = load_workbook(path, rich_text=True).active["B2"].value
     assert isinstance(value, CellRichText) and value[1].font.b
+
+
+# --- checked before anything is ordered ---------------------------------------
+
+
+def test_check_writable_names_merged_cells_where_results_go(book: Path) -> None:
+    wb = load_workbook(book)
+    wb["Orders"].merge_cells("F5:G6")
+    wb.save(book)
+    backend = ExcelBackend(str(book))
+    backend.read()
+    before = book.read_bytes()
+    # G1 is the first cell of G1:H1 and F5 of F5:G6: they hold the merged value and may be written.
+    backend.check_writable([(1, 6), (1, 7), (2, 6), (5, 6)])
+    with pytest.raises(SheetNotWritable) as raised:
+        backend.check_writable([(1, 6), (1, 7), (1, 8), (2, 7), (5, 7), (6, 6)])
+    assert str(raised.value) == (
+        f"{book}: cells H1, G5, F6 are merged (F5:G6, G1:H1), and results go there: "
+        "unmerge them or move the output columns"
+    )
+    assert book.read_bytes() == before
+
+
+def test_write_refuses_merged_cells_before_changing_anything(book: Path) -> None:
+    before = book.read_bytes()
+    backend = ExcelBackend(str(book))
+    backend.read()
+    with pytest.raises(SheetNotWritable, match=r"cell H1 is merged \(G1:H1\)"):
+        backend.write([CellWrite(2, 6, "555"), CellWrite(1, 8, "status")])
+    assert book.read_bytes() == before
+    assert not backend.changed_since_read()
+    backend.write([CellWrite(2, 6, 555)])  # the refused write left nothing behind in memory either
+    ws = load_workbook(book)["Orders"]
+    assert (ws["F2"].value, ws["H1"].value) == (555, None)
+
+
+def test_check_writable_refuses_columns_past_xfd(book: Path) -> None:
+    backend = ExcelBackend(str(book))
+    backend.read()
+    backend.check_writable([(1, 16_384)])
+    with pytest.raises(SheetNotWritable, match=r"cells XFE1, XFE2 are past Excel's last column XFD"):
+        backend.check_writable([(1, 16_385), (2, 16_385), (2, 16_384)])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from sheetorders.errors import SheetError
+from sheetorders.errors import SheetError, SheetNotWritable
 from sheetorders.sheets.base import CellWrite
 from sheetorders.sheets.google import GoogleSheetsBackend, _RoutedSession, spreadsheet_key
 from sheetorders.testing.sheets_server import (
@@ -317,6 +317,24 @@ def test_writing_past_the_grid_adds_columns(
     assert sheets_api.values(key, "Orders")[1][26] == "r1"
     assert sheets_api.sheet_properties(key, "Orders")["gridProperties"]["columnCount"] == 27
     assert sheets_api.calls == Counter({"values.batchUpdate": 2, "metadata": 1, "batchUpdate": 1})
+
+
+def test_check_writable_costs_no_call_and_refuses_past_the_last_column(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [["https://a", 1]])
+    backend = open_sheet(key)
+    backend.read()
+    sheets_api.reset_calls()
+    # Past the tab's grid is fine: the write adds columns. Past Google's 18,278 columns is not.
+    backend.check_writable([(1, 27), (2, 27), (2, 18_278)])
+    with pytest.raises(SheetNotWritable) as raised:
+        backend.check_writable([(1, 18_279), (2, 18_280)])
+    assert str(raised.value) == (
+        f"{backend.description}: cells AAAA1, AAAB2 are past the last column a Google sheet can "
+        "have (ZZZ): clear the far-right cells, or add the output columns further left"
+    )
+    assert sheets_api.calls == Counter()
 
 
 # --- retries ---------------------------------------------------------------------------

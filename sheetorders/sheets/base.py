@@ -8,7 +8,7 @@ A pass reads the whole worksheet once (`read`) and writes every changed cell onc
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -16,7 +16,43 @@ from typing import Any
 from sheetorders.cells import Cell
 from sheetorders.errors import SheetError
 
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Cell",
+    "CellWrite",
+    "SheetBackend",
+    "SheetTable",
+    "a1",
+    "available_backends",
+    "cells_are",
+    "column_letter",
+    "open_backend",
+]
+
 ENTRY_POINT_GROUP = "sheetorders.backends"
+
+
+def column_letter(column: int) -> str:
+    """1 -> A, 27 -> AA."""
+    letters = ""
+    while column > 0:
+        column, rest = divmod(column - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def a1(row: int, column: int) -> str:
+    """A cell's A1 name: a1(5, 27) == "AA5"."""
+    return f"{column_letter(column)}{row}"
+
+
+def cells_are(cells: list[tuple[int, int]], listed: int = 5) -> str:
+    """The start of a sentence about (row, column) cells: "cell B2 is", "cells B2, C5 are",
+    "cells B2, C5, D1, D2, D3 and 7 more are"."""
+    names = ", ".join(a1(row, column) for row, column in cells[:listed])
+    if len(cells) > listed:
+        names += f" and {len(cells) - listed} more"
+    return f"cell {names} is" if len(cells) == 1 else f"cells {names} are"
 
 
 @dataclass
@@ -86,6 +122,17 @@ class SheetBackend(ABC):
 
         A cell in row 1 beyond the existing headers adds a column. Cells not named
         are left as they are, with their formatting.
+        """
+
+    def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:  # noqa: B027 - optional
+        """Raise SheetNotWritable (one line) when a later `write` of these cells would fail.
+
+        `cells` are 1-based (row, column) pairs as `write` will name them: the header cells
+        of new output columns and the output cells of the rows about to be ordered. Called
+        after `read` and before anything is ordered, so that a sheet that cannot take the
+        results is refused while no money has moved. It writes nothing, and costs no
+        request. Backends check what they can see (file permissions, merged cells, the
+        column limit); this default accepts everything.
         """
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -19,24 +19,25 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from copy import copy
 from datetime import datetime
 from typing import Any
 
 from openpyxl import load_workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, MergedCell
 from openpyxl.cell.rich_text import CellRichText
 from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
-from sheetorders.errors import SheetError
-from sheetorders.sheets.base import Cell, CellWrite, SheetTable
+from sheetorders.errors import SheetError, SheetNotWritable
+from sheetorders.sheets.base import Cell, CellWrite, SheetTable, a1, cells_are
 from sheetorders.sheets.files import LocalFileBackend, atomic_write, file_stamp, is_url, read_unlocked
 
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+MAX_COLUMN = 16_384  # XFD
 
 
 def _plain(value: Any) -> Cell:
@@ -137,10 +138,47 @@ class ExcelBackend(LocalFileBackend):
             raise SheetError(f"tab {name!r} of {self.path} is a chart, not a worksheet")
         return sheet
 
+    def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:
+        """Besides the file (see LocalFileBackend), refuse cells past Excel's last column (XFD)
+        and cells covered by a merged range, whose value Excel keeps in the range's first cell
+        (openpyxl refuses to set them; the first cell itself may be written)."""
+        super().check_writable()
+        if self._sheet is None:
+            self.read()
+        self._check_cells((row, column) for row, column in cells)
+
+    def _check_cells(self, cells: Iterable[tuple[int, int]]) -> None:
+        sheet = self._sheet
+        assert sheet is not None
+        outside: list[tuple[int, int]] = []
+        merged: list[tuple[int, int]] = []
+        for row, column in set(cells):
+            if row < 1 or column < 1:
+                raise ValueError(f"cells are numbered from 1, not ({row}, {column})")
+            if column > MAX_COLUMN:
+                outside.append((row, column))
+            elif isinstance(sheet._cells.get((row, column)), MergedCell):
+                merged.append((row, column))
+        outside.sort()
+        merged.sort()
+        if outside:
+            raise SheetNotWritable(
+                f"{self.description}: {cells_are(outside)} past Excel's last column XFD: "
+                "clear the far-right cells, or add the output columns further left"
+            )
+        if merged:
+            named = [a1(row, column) for row, column in merged[:5]]
+            ranges = sorted({str(r) for r in sheet.merged_cells.ranges for name in named if name in r})
+            raise SheetNotWritable(
+                f"{self.description}: {cells_are(merged)} merged ({', '.join(ranges)}), and results "
+                "go there: unmerge them or move the output columns"
+            )
+
     def write(self, cells: list[CellWrite]) -> None:
         if self._workbook is None:
             self.read()
-        self.check_writable()
+        self._check_before_save()
+        self._check_cells((write.row, write.column) for write in cells)
         workbook, sheet = self._workbook, self._sheet
         assert workbook is not None and sheet is not None
         header_font = sheet.cell(1, self._header_count).font if self._header_count else None

@@ -6,11 +6,11 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from sheetorders.errors import SheetError, SheetLocked
+from sheetorders.errors import SheetError, SheetLocked, SheetNotWritable
 from sheetorders.sheets.base import SheetBackend
 
 FileStamp = tuple[int, int]
@@ -41,6 +41,78 @@ def check_not_locked(path: Path) -> None:
     if office_lock.exists():
         raise SheetLocked(
             f"{path} is open in LibreOffice (lock file {office_lock.name}): close it and run again"
+        )
+
+
+def _may_write(st: os.stat_result) -> bool:
+    """Whether the permission bits of `st` let this process write it (root: any write bit)."""
+    if not hasattr(os, "geteuid"):
+        return bool(st.st_mode & stat.S_IWRITE)
+    uid = os.geteuid()
+    if uid == 0:
+        return bool(st.st_mode & 0o222)
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IWUSR)
+    if st.st_gid == os.getegid() or st.st_gid in os.getgroups():
+        return bool(st.st_mode & stat.S_IWGRP)
+    return bool(st.st_mode & stat.S_IWOTH)
+
+
+def _access(path: Path, mode: int) -> bool:
+    if os.access in os.supports_effective_ids:
+        return os.access(path, mode, effective_ids=True)
+    return os.access(path, mode)
+
+
+def _not_writable(what: str, path: Path, st: os.stat_result) -> str | None:
+    """Why this process may not write `path` (a file, or a folder), or None when it may.
+
+    os.access answers for this user, ACLs, read-only mounts and immutable files; root passes
+    every permission check, so a file or folder with no write bit for anyone (`chmod a-w`,
+    how a person marks something read-only) is refused for root too.
+    """
+    mode = stat.filemode(st.st_mode)[1:]
+    if not st.st_mode & 0o222:
+        return f"{what} is read-only (mode {mode})"
+    if _access(path, os.W_OK | (os.X_OK if stat.S_ISDIR(st.st_mode) else 0)):
+        return None
+    if not _may_write(st):
+        return f"{what} is read-only for this user (mode {mode}, owner uid {st.st_uid})"
+    return (
+        f"{what} cannot be written by this user although its mode ({mode}) allows it: "
+        "it may be marked immutable (see lsattr) or on a read-only file system"
+    )
+
+
+def check_can_replace(path: Path) -> None:
+    """Raise SheetNotWritable unless this process may replace `path` with a new version.
+
+    A save writes a temporary file in the same folder and renames it over `path`, which only
+    needs write permission on the folder; a file its user could not write must still never
+    be replaced, so the file is checked as well as the folder. In a sticky folder (like /tmp)
+    only the owner of a file, or of the folder, may replace it.
+    """
+    try:
+        st = path.stat()
+        folder = path.parent.stat()
+    except FileNotFoundError:
+        raise SheetError(f"{path} not found") from None
+    except OSError as exc:
+        raise SheetError(f"cannot check {path}: {exc.strerror or exc}") from exc
+    hint = ": make it writable and run again (nothing was written)"
+    reason = _not_writable(str(path), path, st)
+    if reason is not None:
+        raise SheetNotWritable(reason + hint)
+    reason = _not_writable(f"the folder {path.parent}", path.parent, folder)
+    if reason is not None:
+        raise SheetNotWritable(
+            f"cannot save {path}: {reason}, and a save writes a new file beside the old one{hint}"
+        )
+    uid = os.geteuid() if hasattr(os, "geteuid") else 0
+    if folder.st_mode & stat.S_ISVTX and uid not in (0, st.st_uid, folder.st_uid):
+        raise SheetNotWritable(
+            f"{path} belongs to another user (uid {st.st_uid}) in a folder where only the owner may "
+            "replace a file: run as its owner, or move it to a folder of yours (nothing was written)"
         )
 
 
@@ -122,9 +194,18 @@ class LocalFileBackend(SheetBackend):
     def changed_since_read(self) -> bool:
         return file_stamp(self.path) != self._stamp
 
-    def check_writable(self) -> None:
-        """Refuse to write a file that is open elsewhere or changed since it was read."""
+    def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:
+        """Refuse, before anything is ordered, a file that cannot be saved: open in Excel or
+        LibreOffice, read-only, or in a folder where no new file can be written (see
+        `check_can_replace`). Subclasses also check `cells`."""
         check_not_locked(self.path)
+        check_can_replace(self.path)
+
+    def _check_before_save(self) -> None:
+        """Refuse to save over a file that is open elsewhere, may not be replaced, or changed
+        since it was read."""
+        check_not_locked(self.path)
+        check_can_replace(self.path)
         if self.changed_since_read():
             raise SheetError(
                 f"{self.path} changed since it was read: read it again before writing (nothing was written)"

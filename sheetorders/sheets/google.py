@@ -26,7 +26,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -45,9 +45,9 @@ from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
 from gspread.utils import convert_credentials
 
-from sheetorders.errors import SheetError
+from sheetorders.errors import SheetError, SheetNotWritable
 from sheetorders.retry_after import parse_retry_after
-from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable
+from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, cells_are, column_letter
 
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
 GOOGLE_API = "https://sheets.googleapis.com"
@@ -58,6 +58,7 @@ DEFAULT_ATTEMPTS = 5
 DEFAULT_MAX_WAIT = 60.0
 MAX_BODY_BYTES = 8_000_000
 FRESH_FOR = 30.0  # seconds a table read by changed_since_read may stand in for the next read()
+MAX_COLUMN = 18_278  # ZZZ: the widest a Google sheet can be
 
 _URL = re.compile(r"^https?://docs\.google\.com/spreadsheets/(?:u/\d+/)?d/([A-Za-z0-9_-]+)")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{30,}$")
@@ -73,15 +74,6 @@ def spreadsheet_key(source: str) -> str | None:
     if _KEY.match(source) and not os.path.exists(source):
         return source
     return None
-
-
-def column_letter(column: int) -> str:
-    """1 -> A, 27 -> AA."""
-    letters = ""
-    while column > 0:
-        column, rest = divmod(column - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def quote_tab(title: str) -> str:
@@ -629,6 +621,19 @@ class GoogleSheetsBackend(SheetBackend):
         return _normalized(table) != _normalized(self._last)
 
     # writing
+
+    def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:
+        """Refuse cells past column ZZZ, the most a Google sheet can have; no request is made.
+
+        Cells past the tab's current grid are fine (`write` adds the rows and columns), and
+        protected ranges are not checked: Google refuses those at the write.
+        """
+        outside = sorted({(row, column) for row, column in cells if column > MAX_COLUMN})
+        if outside:
+            raise SheetNotWritable(
+                f"{self.description}: {cells_are(outside)} past the last column a Google sheet can "
+                "have (ZZZ): clear the far-right cells, or add the output columns further left"
+            )
 
     def write(self, cells: list[CellWrite]) -> None:
         self._fresh = None

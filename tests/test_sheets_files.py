@@ -1,0 +1,208 @@
+"""Local sheet files (Excel and CSV): what may be replaced, and how a save fails cleanly."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from sheetorders.errors import SheetError, SheetNotWritable
+from sheetorders.sheets import CellWrite
+from sheetorders.sheets.csvfile import CsvBackend
+from sheetorders.sheets.excel import ExcelBackend
+from sheetorders.sheets.files import LocalFileBackend
+
+NOBODY = 65534
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def make_sheet(folder: Path, kind: str) -> Path:
+    if kind == "csv":
+        path = folder / "orders.csv"
+        path.write_text("service,link,quantity\n1,https://a,100\n")
+        return path
+    path = folder / "orders.xlsx"
+    workbook = Workbook()
+    workbook.active.append(["service", "link", "quantity"])
+    workbook.active.append([1, "https://a", 100])
+    workbook.save(path)
+    return path
+
+
+def open_sheet(path: Path) -> LocalFileBackend:
+    backend: LocalFileBackend = CsvBackend(str(path)) if path.suffix == ".csv" else ExcelBackend(str(path))
+    backend.read()
+    return backend
+
+
+@pytest.fixture(params=["xlsx", "csv"])
+def sheet(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    return make_sheet(tmp_path, request.param)
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder outside pytest's private (mode 700) tree, so that another user can reach it."""
+    folder = Path(tempfile.mkdtemp(prefix="sheetorders-test-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        for path in [folder, *folder.rglob("*")]:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def as_nobody(action: Callable[[], None]) -> str:
+    """Run `action` in a child process as user nobody: its error as text, or "" when it returned.
+
+    The child has the modules of this process already loaded (nobody may not read this venv's
+    interpreter, so it cannot start a new one); a warm-up write in the parent loads the rest.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        message = "the child did not finish"
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            action()
+            message = ""
+        except BaseException as error:
+            message = f"{type(error).__name__}: {error}"
+        finally:
+            os.write(write_end, message.encode())
+            os._exit(0)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()
+
+
+def warm_up(folder: Path, kind: str) -> None:
+    """Load every module a write needs, so that the forked child imports nothing."""
+    scratch = folder / "warm-up"
+    scratch.mkdir()
+    backend = open_sheet(make_sheet(scratch, kind))
+    backend.write([CellWrite(2, 4, "x")])
+    shutil.rmtree(scratch)
+
+
+def chattr(path: Path, flag: str) -> None:
+    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"chattr {flag} is not available here: {done.stderr.decode().strip()}")
+
+
+# --- what may be written -------------------------------------------------------------
+
+
+def test_a_writable_file_passes_and_nothing_is_written(sheet: Path) -> None:
+    before = sheet.read_bytes(), sheet.stat().st_mtime_ns
+    backend = open_sheet(sheet)
+    backend.check_writable([(1, 4), (2, 4)])
+    backend.check_writable()
+    assert (sheet.read_bytes(), sheet.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in sheet.parent.iterdir()) == [sheet.name]
+
+
+def test_a_read_only_file_is_refused_before_and_at_the_save(sheet: Path) -> None:
+    # Even for root, whom the permission bits do not stop: no write bit for anyone means "leave it".
+    sheet.chmod(0o444)
+    before = sheet.read_bytes()
+    backend = open_sheet(sheet)
+    with pytest.raises(SheetNotWritable) as raised:
+        backend.check_writable([(2, 4)])
+    message = str(raised.value)
+    assert message.startswith(f"{sheet} is read-only (mode r--r--r--)") and "\n" not in message
+    with pytest.raises(SheetNotWritable):
+        backend.write([CellWrite(2, 4, "x")])
+    assert sheet.read_bytes() == before
+    assert stat.S_IMODE(sheet.stat().st_mode) == 0o444
+    assert sorted(p.name for p in sheet.parent.iterdir()) == [sheet.name]
+
+
+def test_a_folder_without_write_permission_is_refused(sheet: Path) -> None:
+    backend = open_sheet(sheet)
+    sheet.parent.chmod(0o555)
+    try:
+        with pytest.raises(SheetNotWritable, match=r"the folder .* is read-only \(mode r-xr-xr-x\)"):
+            backend.check_writable()
+        with pytest.raises(SheetNotWritable):
+            backend.write([CellWrite(2, 4, "x")])
+    finally:
+        sheet.parent.chmod(0o755)
+    assert sorted(p.name for p in sheet.parent.iterdir()) == [sheet.name]
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="chattr +i needs root")
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_an_immutable_file_is_refused(shared_folder: Path, kind: str) -> None:
+    sheet = make_sheet(shared_folder, kind)
+    backend = open_sheet(sheet)
+    chattr(sheet, "+i")
+    with pytest.raises(SheetNotWritable, match=r"cannot be written by this user .*immutable"):
+        backend.check_writable()
+    with pytest.raises(SheetNotWritable):
+        backend.write([CellWrite(2, 4, "x")])
+
+
+@pytest.mark.skipif(not IS_ROOT or not hasattr(os, "fork"), reason="switching to user nobody needs root")
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [("xlsx", 0o444), ("csv", 0o444), ("xlsx", 0o644)],
+    ids=["xlsx-0444", "csv-0444", "xlsx-0644"],
+)
+def test_a_file_the_user_may_not_write_is_never_replaced(shared_folder: Path, kind: str, mode: int) -> None:
+    # Replacing a file needs write permission on its folder only: root's read-only file in a
+    # folder everyone may write must still not be replaced by another user's run.
+    warm_up(shared_folder, kind)
+    shared_folder.chmod(0o777)
+    sheet = make_sheet(shared_folder, kind)
+    sheet.chmod(mode)
+    before = sheet.read_bytes()
+
+    def check() -> None:
+        open_sheet(sheet).check_writable([(2, 4)])
+
+    def write() -> None:
+        open_sheet(sheet).write([CellWrite(2, 4, "x")])
+
+    assert as_nobody(write).startswith(f"SheetNotWritable: {sheet} is read-only")
+    assert as_nobody(check).startswith(f"SheetNotWritable: {sheet} is read-only")
+    assert sheet.read_bytes() == before
+    assert sheet.stat().st_uid == 0
+    assert sorted(p.name for p in shared_folder.iterdir()) == [sheet.name]
+
+
+@pytest.mark.skipif(not IS_ROOT or not hasattr(os, "fork"), reason="switching to user nobody needs root")
+def test_someone_elses_file_in_a_sticky_folder_is_refused(shared_folder: Path) -> None:
+    # In a folder like /tmp only a file's owner may replace it, even when everyone may write it.
+    warm_up(shared_folder, "csv")
+    shared_folder.chmod(0o1777)
+    sheet = make_sheet(shared_folder, "csv")
+    sheet.chmod(0o666)
+
+    def check() -> None:
+        open_sheet(sheet).check_writable()
+
+    assert as_nobody(check).startswith(f"SheetNotWritable: {sheet} belongs to another user")
+
+
+def test_a_missing_file_is_refused(sheet: Path) -> None:
+    backend = open_sheet(sheet)
+    sheet.unlink()
+    with pytest.raises(SheetError, match="not found"):
+        backend.check_writable()
