@@ -86,7 +86,7 @@ class CsvBackend(LocalFileBackend):
     def write(self, cells: list[CellWrite]) -> None:
         if self._rows is None:
             self.read()
-        self.check_writable()
+        self._check_before_save()
         rows = self._rows
         assert rows is not None
         for write in cells:
