@@ -9,32 +9,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import filelock
 
 from sheetorders.config import Config
-from sheetorders.errors import ExitCode, LockHeld, PanelError, SheetordersError, UsageError
+from sheetorders.errors import LockHeld, PanelError, SheetordersError, UsageError
 from sheetorders.journal import Journal
 from sheetorders.models import Balance, ItemError, OrderStatus, Service
 from sheetorders.panel import ClientFactory, Panels
-from sheetorders.pipeline import PassOptions, PassReport, run_pass
-
-
-@dataclass
-class RunReport:
-    """The outcome of one pass over every configured sheet."""
-
-    sheets: list[PassReport] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return max((report.exit_code for report in self.sheets), default=ExitCode.OK)
-
-    def as_dict(self) -> dict:
-        return {"exit_code": int(self.exit_code), "sheets": [report.as_dict() for report in self.sheets]}
-
+from sheetorders.pipeline import PassOptions, run_pass
+from sheetorders.report import PassReport, RunReport
 
 # --- panels ---------------------------------------------------------------------
 
@@ -150,13 +135,15 @@ def run_sheets(
                 try:
                     report.sheets.append(run_pass(config, sheet, journal, panels, options))
                 except SheetordersError as error:
-                    if len(config.sheets) == 1:
-                        raise
-                    report.sheets.append(PassReport(sheet=sheet.label, error=str(error)))
+                    report.sheets.append(_failed(sheet.label, error))
     finally:
         if own_panels:
             panels.close()
     return report
+
+
+def _failed(sheet: str, error: SheetordersError) -> PassReport:
+    return PassReport(sheet=sheet, failure=error)
 
 
 def parse_interval(text: str) -> float:
@@ -195,7 +182,7 @@ def sync_every(
             try:
                 last = run_sheets(config, PassOptions(), wait=wait, panels=panels)
             except (PanelError, LockHeld) as error:
-                last = RunReport([PassReport(sheet="*", error=str(error))])
+                last = RunReport([_failed("*", error)])
             on_pass(last)
             passes += 1
             if max_passes is not None and passes >= max_passes:

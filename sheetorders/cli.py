@@ -3,7 +3,6 @@ one-line CLI errors here and nowhere else."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
@@ -24,8 +23,10 @@ from rich.table import Table
 from sheetorders import __version__, app
 from sheetorders.config import Config, find_config, load_config
 from sheetorders.errors import ExitCode, PanelError, SheetordersError
+from sheetorders.exits import exit_code_of
 from sheetorders.models import ItemError, money
 from sheetorders.pipeline import PassOptions
+from sheetorders.report import RunReport
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -45,39 +46,35 @@ def _remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]
     return callback
 
 
-def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "-c",
-            "--config",
+def _common_params() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["-c", "--config"],
             type=click.Path(dir_okay=False),
             expose_value=False,
             callback=_remember("config"),
             help="Config file (default: ./sheetorders.yaml, else $SHEETORDERS_CONFIG).",
         ),
-        click.option(
-            "-v",
-            "--verbose",
+        click.Option(
+            ["-v", "--verbose"],
             is_flag=True,
             expose_value=False,
             callback=_remember("verbose"),
             help="Say more.",
         ),
-        click.option(
-            "--debug",
+        click.Option(
+            ["--debug"],
             is_flag=True,
             expose_value=False,
             callback=_remember("debug"),
             help="Show debug logs and tracebacks.",
         ),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 def _settings() -> dict[str, Any]:
-    return click.get_current_context().find_root().meta.get("sheetorders", {})
+    settings: dict[str, Any] = click.get_current_context().find_root().meta.get("sheetorders", {})
+    return settings
 
 
 def _config(sheet: str | None = None) -> Config:
@@ -85,7 +82,7 @@ def _config(sheet: str | None = None) -> Config:
     return config.with_sheet_source(sheet) if sheet else config
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stderr is when a record is emitted (a test runner may swap it)."""
 
     def __init__(self) -> None:
@@ -139,41 +136,48 @@ def _print_traceback() -> None:
     err_console.print_exception(suppress=[click, httpx, httpcore, tenacity])
 
 
-def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The one place where library errors become a message and an exit code."""
+class SheetordersCommand(click.Command):
+    """Every command: takes the common options; the one place where errors become a message and
+    an exit code (`exits.exit_code_of`)."""
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_common_params())
+
+    def invoke(self, ctx: click.Context) -> Any:
         debug = bool(_settings().get("debug"))
         with _logging():
             try:
-                return command(*args, **kwargs)
+                return super().invoke(ctx)
             except SheetordersError as error:
                 if debug:
                     _print_traceback()
                 _error(error)
-                sys.exit(int(error.exit_code))
+                sys.exit(int(exit_code_of(error)))
             except OSError as error:  # a folder or file the command needs (--dir, the journal...)
                 if debug:
                     _print_traceback()
                 where = f": {error.filename}" if error.filename else ""
                 _error(f"{error.strerror or error}{where}")
-                sys.exit(int(ExitCode.USAGE))
-            except KeyboardInterrupt:
+                sys.exit(int(exit_code_of(error)))
+            except KeyboardInterrupt as error:
                 err_console.print("interrupted")
-                sys.exit(130)
-
-    return wrapper
+                sys.exit(int(exit_code_of(error)))
 
 
 class OrderedGroup(click.Group):
+    command_class = SheetordersCommand
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_common_params())
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
 
 @click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sheetorders")
-@common_options
 def cli() -> None:
     """Place SMM panel orders from a spreadsheet and keep the sheet up to date.
 
@@ -190,7 +194,7 @@ def _panel_failures(results: dict[str, Any]) -> ExitCode:
     for result in results.values():
         if isinstance(result, PanelError):
             _error(result)
-            code = max(code, result.exit_code)
+            code = max(code, exit_code_of(result))
     return ExitCode(code)
 
 
@@ -198,8 +202,6 @@ def _panel_failures(results: dict[str, Any]) -> ExitCode:
 @click.option("--panel", help="Only this panel (a name from the config).")
 @click.option("--search", help="Only services whose id, name, category or type contains this text.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@common_options
-@handles_errors
 def services(panel: str | None, search: str | None, as_json: bool) -> None:
     """The panels' service catalogs."""
     results = app.list_services(_config(), panel, search)
@@ -254,8 +256,6 @@ def _yes(flag: bool | None) -> str:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@common_options
-@handles_errors
 def balance(as_json: bool) -> None:
     """The balance of every configured panel."""
     results = app.get_balances(_config())
@@ -304,8 +304,6 @@ def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> D
 @click.option("--max-spend", callback=_decimal, help="Stop before the estimated spend of this run exceeds N.")
 @click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@common_options
-@handles_errors
 def run(sheet: str | None, dry_run: bool, max_spend: Decimal | None, wait: bool, as_json: bool) -> None:
     """Validate the sheet's rows, place the new orders, write results back."""
     config = _config(sheet)
@@ -313,12 +311,12 @@ def run(sheet: str | None, dry_run: bool, max_spend: Decimal | None, wait: bool,
         as_json, lambda progress: app.run_sheets(config, PassOptions(dry_run, max_spend, progress), wait=wait)
     )
     _print_report(report, as_json)
-    sys.exit(int(report.exit_code))
+    sys.exit(int(exit_code_of(report)))
 
 
 def _with_progress(
-    quiet: bool, job: Callable[[Callable[[int, int], None] | None], app.RunReport]
-) -> app.RunReport:
+    quiet: bool, job: Callable[[Callable[[int, int], None] | None], RunReport]
+) -> RunReport:
     if quiet or not err_console.is_terminal:
         return job(None)
     with Progress(
@@ -343,15 +341,13 @@ def _with_progress(
 @click.option(
     "--json", "as_json", is_flag=True, help="Print each pass's summary as JSON (one line per pass)."
 )
-@common_options
-@handles_errors
 def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> None:
     """Place ready rows, refresh open orders, send refills and cancels; once or on a schedule."""
     config = _config(sheet)
     if every is None:
         report = app.run_sheets(config, PassOptions(), wait=wait)
         _print_report(report, as_json)
-        sys.exit(int(report.exit_code))
+        sys.exit(int(exit_code_of(report)))
 
     interval = app.parse_interval(every)
     stop = threading.Event()
@@ -365,7 +361,7 @@ def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> Non
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    def on_pass(report: app.RunReport) -> None:
+    def on_pass(report: RunReport) -> None:
         if as_json:
             click.echo(json.dumps(report.as_dict()))
         else:
@@ -398,13 +394,14 @@ def _one_line(report: Any) -> str:
     return f"{stamp} {report.sheet}: " + ", ".join(parts) + unreachable + refused
 
 
-def _print_report(report: app.RunReport, as_json: bool) -> None:
+def _print_report(report: RunReport, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
         return
     for sheet_report in report.sheets:
         if sheet_report.error:
-            _error(f"{sheet_report.sheet}: {sheet_report.error}")
+            several = len(report.sheets) > 1
+            _error(f"{sheet_report.sheet}: {sheet_report.error}" if several else sheet_report.error)
             continue
         title = f"{sheet_report.sheet}" + (" (dry run: nothing placed)" if sheet_report.dry_run else "")
         console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)  # a long path would squeeze a table title
@@ -498,8 +495,6 @@ def _print_items(results: dict[str, Any], as_json: bool, describe: Callable[[Any
 
 @cli.command()
 @_one_shot_options
-@common_options
-@handles_errors
 def status(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None:
     """The status of orders, by ID."""
     results = app.order_statuses(_config(), order_ids, panel)
@@ -518,8 +513,6 @@ def status(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None
 
 @cli.command()
 @_one_shot_options
-@common_options
-@handles_errors
 def refill(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None:
     """Ask for a refill of orders, by ID."""
     _print_items(app.request_refills(_config(), order_ids, panel), as_json, lambda r: {"refill_id": r})
@@ -527,8 +520,6 @@ def refill(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None
 
 @cli.command()
 @_one_shot_options
-@common_options
-@handles_errors
 def cancel(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None:
     """Ask the panel to cancel orders, by ID."""
     _print_items(
@@ -550,8 +541,6 @@ def cancel(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None
     is_flag=True,
     help="Keep the demo panel running afterwards, with a config for it, to try the other commands.",
 )
-@common_options
-@handles_errors
 def demo(folder: str, serve: bool) -> None:
     """Run the whole job on an example sheet against a built-in local panel (no account needed)."""
     from sheetorders.demo import demo_session

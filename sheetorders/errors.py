@@ -14,7 +14,9 @@ class ExitCode(IntEnum):
     OK = 0
     ROWS_FAILED = 1  # the job ran, but some rows or orders failed
     USAGE = 2  # bad command line or bad config
-    PANEL_UNREACHABLE = 3  # a panel could not be reached (or did not answer JSON)
+    PANEL_UNREACHABLE = 3  # a panel (or Google Sheets) could not be reached, or did not answer properly
+    INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT)
+    TERMINATED = 143  # stopped by SIGTERM
 
 
 class SheetordersError(Exception):
@@ -106,6 +108,7 @@ class SheetError(SheetordersError):
 
 class SheetLocked(SheetError):
     """The workbook is open in another program (Excel's `~$` lock file) or another sync holds it."""
+
 
 class SheetNotWritable(SheetError):
     """The sheet cannot take results as it is (a read-only file or folder, merged cells or no

@@ -22,17 +22,20 @@ from typing import Any, TypeVar
 
 from sheetorders.errors import JournalError
 from sheetorders.models import is_final_order_status, is_final_refill_status
+from sheetorders.states import EntryState
 
 SCHEMA_VERSION = 1
 
-# Row states. `sending` only survives a process that died while waiting for the panel.
-SENDING = "sending"
-ACCEPTED = "accepted"
-REJECTED = "rejected"
-AMBIGUOUS = "ambiguous"
-NOT_SENT = "not_sent"
-RELEASED = "released"
-UNRESOLVED_STATES = frozenset({SENDING, AMBIGUOUS})
+# The states, by their old names too.
+SENDING = EntryState.SENDING
+ACCEPTED = EntryState.ACCEPTED
+REJECTED = EntryState.REJECTED
+AMBIGUOUS = EntryState.AMBIGUOUS
+NOT_SENT = EntryState.NOT_SENT
+RELEASED = EntryState.RELEASED
+UNRESOLVED_STATES = frozenset(state for state in EntryState if state.unresolved)
+# An `add` may be sent for a ref only while nothing sent for it may have reached the panel.
+_SENDABLE = (NOT_SENT, RELEASED, REJECTED)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,7 +116,7 @@ class JournalRow:
     service: str
     link: str | None
     row_number: int | None
-    state: str
+    state: EntryState
     order_id: str | None
     error: str | None
     estimated_cost: str | None
@@ -130,7 +133,7 @@ class JournalRequest:
     panel: str
     order_id: str
     action: str
-    state: str
+    state: EntryState
     result: str | None
     error: str | None
     written: bool
@@ -205,7 +208,8 @@ class Journal:
             raise JournalError(f"{self.path}: cannot record in the journal ({job.error})") from job.error
         if job.error is not None:
             raise job.error
-        return job.result
+        result: T = job.result
+        return result
 
     def _commit(self, batch: list[_Job]) -> None:
         try:
@@ -264,7 +268,7 @@ class Journal:
         now = utc_now()
 
         def work(db: sqlite3.Connection) -> Any:
-            db.execute(
+            cursor = db.execute(
                 """INSERT INTO rows (ref, sheet, fingerprint, panel, service, link, row_number, state,
                                      estimated_cost, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -273,7 +277,8 @@ class Journal:
                      service = excluded.service, link = excluded.link,
                      row_number = excluded.row_number, state = excluded.state,
                      estimated_cost = excluded.estimated_cost, order_id = NULL, error = NULL,
-                     written = 0, updated_at = excluded.updated_at""",
+                     written = 0, updated_at = excluded.updated_at
+                   WHERE rows.state IN (?, ?, ?)""",
                 (
                     ref,
                     sheet,
@@ -286,8 +291,11 @@ class Journal:
                     estimated_cost,
                     now,
                     now,
+                    *_SENDABLE,
                 ),
             )
+            if cursor.rowcount == 0:
+                raise _NotAllowed(f"ref {ref} was sent before and may have reached the panel: not sent again")
             db.execute(
                 "INSERT INTO attempts (ref, action, started_at) VALUES (?, 'add', ?)",
                 (ref, now),
@@ -296,16 +304,42 @@ class Journal:
         self._write(work)
 
     def finish_add(
-        self, ref: str, state: str, *, order_id: str | None = None, error: str | None = None
+        self, ref: str, state: EntryState, *, order_id: str | None = None, error: str | None = None
     ) -> None:
-        """Record the panel's answer (or the lack of one) for the row's last `add`."""
+        """Record the panel's answer (or the lack of one) for the row's `add` being sent."""
+        self._finish(ref, state, (SENDING,), order_id=order_id, error=error)
+
+    def settle(self, ref: str, order_id: str, note: str) -> None:
+        """An unresolved `add` did create this order (a person, or a proof, found its ID)."""
+        self._finish(ref, ACCEPTED, tuple(UNRESOLVED_STATES), order_id=order_id, error=note)
+
+    def release(self, ref: str) -> None:
+        """An unresolved `add` may be sent again: a person checked that it created nothing."""
+        self._move(ref, RELEASED, tuple(UNRESOLVED_STATES))
+
+    def mark_interrupted(self, ref: str) -> None:
+        """An `add` left `sending` by a process that died while waiting for the panel."""
+        self._move(ref, AMBIGUOUS, (SENDING,), error="interrupted while waiting for the panel")
+
+    def _finish(
+        self,
+        ref: str,
+        state: EntryState,
+        allowed: tuple[EntryState, ...],
+        *,
+        order_id: str | None,
+        error: str | None,
+    ) -> None:
         now = utc_now()
 
         def work(db: sqlite3.Connection) -> Any:
-            db.execute(
-                """UPDATE rows SET state = ?, order_id = ?, error = ?, written = 0, updated_at = ?
-                   WHERE ref = ?""",
-                (state, order_id, error, now, ref),
+            _update_state(
+                db,
+                ref,
+                state,
+                allowed,
+                "order_id = ?, error = ?, written = 0, updated_at = ?",
+                (order_id, error, now),
             )
             db.execute(
                 """UPDATE attempts SET finished_at = ?, outcome = ?, result = ?, error = ?
@@ -315,12 +349,11 @@ class Journal:
 
         self._write(work)
 
-    def set_state(self, ref: str, state: str, *, error: str | None = None) -> None:
+    def _move(
+        self, ref: str, state: EntryState, allowed: tuple[EntryState, ...], *, error: str | None = None
+    ) -> None:
         def work(db: sqlite3.Connection) -> Any:
-            db.execute(
-                "UPDATE rows SET state = ?, error = ?, updated_at = ? WHERE ref = ?",
-                (state, error, utc_now(), ref),
-            )
+            _update_state(db, ref, state, allowed, "error = ?, updated_at = ?", (error, utc_now()))
 
         self._write(work)
 
@@ -365,7 +398,7 @@ class Journal:
     def begin_request(self, *, sheet: str, ref: str | None, panel: str, order_id: str, action: str) -> int:
         now = utc_now()
 
-        def work(db: sqlite3.Connection) -> Any:
+        def work(db: sqlite3.Connection) -> int:
             cursor = db.execute(
                 """INSERT INTO requests (sheet, ref, panel, order_id, action, state, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -376,7 +409,7 @@ class Journal:
         return self._write(work)
 
     def finish_request(
-        self, request_id: int, state: str, *, result: str | None = None, error: str | None = None
+        self, request_id: int, state: EntryState, *, result: str | None = None, error: str | None = None
     ) -> None:
         def work(db: sqlite3.Connection) -> Any:
             db.execute(
@@ -398,7 +431,7 @@ class Journal:
                 panel=row["panel"],
                 order_id=row["order_id"],
                 action=row["action"],
-                state=row["state"],
+                state=EntryState(row["state"]),
                 result=row["result"],
                 error=row["error"],
                 written=bool(row["written"]),
@@ -440,6 +473,29 @@ class Journal:
         self._write(work)
 
 
+class _NotAllowed(sqlite3.Error):
+    """A state change the journal refuses; nothing of the transaction is kept."""
+
+
+def _update_state(
+    db: sqlite3.Connection,
+    ref: str,
+    state: EntryState,
+    allowed: tuple[EntryState, ...],
+    assignments: str,
+    values: tuple[Any, ...],
+) -> None:
+    marks = ", ".join("?" * len(allowed))
+    cursor = db.execute(
+        f"UPDATE rows SET state = ?, {assignments} WHERE ref = ? AND state IN ({marks})",
+        (state, *values, ref, *allowed),
+    )
+    if cursor.rowcount == 0:
+        found = db.execute("SELECT state FROM rows WHERE ref = ?", (ref,)).fetchone()
+        now = f"is {found['state']}" if found else "is not in the journal"
+        raise _NotAllowed(f"ref {ref} {now}: it cannot become {state}")
+
+
 def _journal_row(row: sqlite3.Row) -> JournalRow:
     return JournalRow(
         ref=row["ref"],
@@ -449,7 +505,7 @@ def _journal_row(row: sqlite3.Row) -> JournalRow:
         service=row["service"],
         link=row["link"],
         row_number=row["row_number"],
-        state=row["state"],
+        state=EntryState(row["state"]),
         order_id=row["order_id"],
         error=row["error"],
         estimated_cost=row["estimated_cost"],

@@ -46,7 +46,7 @@ def test_a_second_attempt_keeps_the_history(tmp_path):
     with Journal(tmp_path / "j.sqlite") as journal:
         begin(journal)
         journal.finish_add("so-1", j.AMBIGUOUS, error="read timeout")
-        journal.set_state("so-1", j.RELEASED)
+        journal.release("so-1")
         begin(journal)
         journal.finish_add("so-1", j.ACCEPTED, order_id="7")
         outcomes = [a["outcome"] for a in journal.attempts("so-1")]

@@ -213,7 +213,7 @@ def test_many_sheets_one_pass_each_failure_isolated(tmp_path, panel):
     assert [s.sheet for s in report.sheets] == ["team-a", "broken", "team-b"]
     assert report.sheets[0].ordered == 1 and report.sheets[2].ordered == 1
     assert "not found" in report.sheets[1].error
-    assert report.exit_code == ExitCode.ROWS_FAILED
+    assert report.exit_code == ExitCode.USAGE  # a missing file: the same code as with one sheet
 
     narrowed = run_sheets(config.with_sheet_source("team-b"))
     assert [s.sheet for s in narrowed.sheets] == ["team-b"]

@@ -1,0 +1,200 @@
+"""Carry out a plan: the one place that sends orders, refills and cancels and journals them.
+
+Each request is journaled before it leaves and its answer after; what an error answer
+means comes from `outcomes.OUTCOMES`. Results come back as values (`Placement`,
+`ActionResult`) for the pass to count and show.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
+from sheetorders.journal import Journal, JournalRequest, new_ref
+from sheetorders.models import ItemError
+from sheetorders.outcomes import outcome_of
+from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
+from sheetorders.plan import PlannedOrder
+from sheetorders.rows import SheetRow, fingerprint
+from sheetorders.states import EntryState
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Placement:
+    """What became of one planned order."""
+
+    order: PlannedOrder
+    ref: str = ""
+    order_id: str | None = None
+    error: PanelError | None = None
+    newly_uncertain: bool = False
+    journal_error: JournalError | None = None  # placed, but the answer could not be journaled
+    skipped: bool = False  # not sent: its panel had stopped taking orders in this pass
+    stopped_panel: bool = False  # its answer stopped the orders to its panel
+
+    @property
+    def placed(self) -> bool:
+        return self.order_id is not None
+
+
+@dataclass
+class OrderSender:
+    """Sends the planned orders of one sheet, panels in parallel, each with its own concurrency."""
+
+    journal: Journal
+    panels: Panels
+    sheet_key: str
+    concurrency: Callable[[str], int]
+    on_progress: Progress | None = None
+    _done: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, orders: Sequence[PlannedOrder]) -> list[Placement]:
+        by_panel: dict[str, list[PlannedOrder]] = defaultdict(list)
+        for order in orders:
+            by_panel[order.request.panel].append(order)
+        total = len(orders)
+        if self.on_progress:
+            self.on_progress(0, total)
+        with ThreadPoolExecutor(max_workers=max(1, len(by_panel))) as pool:
+            results = list(pool.map(lambda name: self._send_panel(name, by_panel[name], total), by_panel))
+        return [placement for placements in results for placement in placements]
+
+    def _send_panel(self, panel: str, orders: list[PlannedOrder], total: int) -> list[Placement]:
+        client = self.panels.client(panel)
+        stop = threading.Event()
+
+        def place(order: PlannedOrder) -> Placement:
+            try:
+                return Placement(order, skipped=True) if stop.is_set() else self._place(client, order, stop)
+            finally:
+                self._tick(total)
+
+        with ThreadPoolExecutor(
+            max_workers=self.concurrency(panel), thread_name_prefix=f"add-{panel}"
+        ) as pool:
+            return list(pool.map(place, orders))
+
+    def _tick(self, total: int) -> None:
+        with self._lock:
+            self._done += 1
+            if self.on_progress:
+                self.on_progress(self._done, total)
+
+    def _place(self, client: PanelClient, order: PlannedOrder, stop: threading.Event) -> Placement:
+        row, request = order.row, order.request
+        ref = row.ref or new_ref()
+        link = request.fields.get("link")
+        self.journal.begin_add(
+            ref=ref,
+            sheet=self.sheet_key,
+            fingerprint=fingerprint(row),
+            panel=request.panel,
+            service=request.service.id,
+            link=str(link) if link else None,
+            row_number=row.number,
+            estimated_cost=str(request.estimated_cost),
+        )
+        row.assign_ref(ref)
+        try:
+            order_id = client.add(request.service.id, request.fields)
+        except PanelError as error:
+            return self._failed(order, ref, error, stop)
+        # The sheet is the other place the ID is kept: set it first, whatever the journal says.
+        row.record_order(order_id)
+        placement = Placement(order, ref, order_id)
+        try:
+            self.journal.finish_add(ref, EntryState.ACCEPTED, order_id=order_id)
+        except JournalError as error:
+            placement.journal_error = error
+        return placement
+
+    def _failed(self, order: PlannedOrder, ref: str, error: PanelError, stop: threading.Event) -> Placement:
+        outcome = outcome_of(error)
+        self.journal.finish_add(ref, outcome.add_state, error=error.message)
+        placement = Placement(order, ref, error=error)
+        row = order.row
+        if isinstance(error, AmbiguousOrder):
+            entry = self.journal.get(ref)
+            placement.newly_uncertain = row.mark_uncertain(error.message, entry.updated_at if entry else None)
+        elif outcome.row_status is not None:
+            row.mark(outcome.row_status, outcome.row_message.format(message=error.message))
+        if outcome.stops_panel:
+            placement.stopped_panel = not stop.is_set()
+            stop.set()
+        return placement
+
+
+# --- refills and cancels -------------------------------------------------------------
+
+
+@dataclass
+class ActionResult:
+    shown: list[tuple[SheetRow, JournalRequest]] = field(default_factory=list)
+    errors: list[tuple[SheetRow, str]] = field(default_factory=list)
+    failure: PanelError | None = None  # the panel failed: nothing more was sent to it
+
+
+def send_action(
+    journal: Journal, client: PanelClient, sheet_key: str, panel: str, action: str, rows: list[SheetRow]
+) -> ActionResult:
+    """Send `action` (refill or cancel) for these rows' orders, 100 a call, each journaled."""
+    result = ActionResult()
+    for start in range(0, len(rows), BATCH_SIZE):
+        batch = rows[start : start + BATCH_SIZE]
+        ids = {
+            row.order_id: journal.begin_request(
+                sheet=sheet_key, ref=row.ref or None, panel=panel, order_id=row.order_id, action=action
+            )
+            for row in batch
+        }
+        try:
+            answers = client.refills(list(ids)) if action == "refill" else client.cancel(list(ids))
+        except PanelError as error:
+            _batch_failed(journal, action, batch, ids, error, result)
+            if outcome_of(error).panel_failed:
+                result.failure = error
+                return result
+            continue
+        for row in batch:
+            answer = answers.get(row.order_id, ItemError(row.order_id, "no answer for this order"))
+            if isinstance(answer, ItemError):
+                journal.finish_request(ids[row.order_id], EntryState.REJECTED, error=answer.message)
+            else:
+                shown = str(answer) if action == "refill" else ("1" if answer else "0")
+                journal.finish_request(ids[row.order_id], EntryState.ACCEPTED, result=shown)
+        sent = set(ids.values())
+        by_order = {row.order_id: row for row in batch}
+        result.shown.extend(
+            (by_order[request.order_id], request)
+            for request in journal.requests(sheet_key)
+            if request.id in sent
+        )
+    return result
+
+
+def _batch_failed(
+    journal: Journal,
+    action: str,
+    batch: list[SheetRow],
+    ids: dict[str, int],
+    error: PanelError,
+    result: ActionResult,
+) -> None:
+    state = outcome_of(error).request_state
+    for row in batch:
+        journal.finish_request(ids[row.order_id], state, error=error.message)
+        if state == EntryState.AMBIGUOUS:
+            message = (
+                f"{action} may have been sent (no clear answer: {error.message}); "
+                f"check the panel before typing {action} again"
+            )
+            result.errors.append((row, message))
+        elif state == EntryState.REJECTED:
+            result.errors.append((row, f"{action}: {error.message}"))

@@ -1,0 +1,189 @@
+"""What a pass will do, decided without I/O: rows + catalogs + balances + limits → a `Plan`.
+
+Nothing here talks to a panel, the journal or a sheet, and no row is changed: the plan
+says which rows to mark and why, and the pass applies it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sheetorders.journal import JournalRequest
+from sheetorders.models import Balance, Service, is_final_order_status
+from sheetorders.rows import SheetRow, order_cells
+from sheetorders.states import EntryState, RowStatus
+from sheetorders.validate import OrderRequest, same_target_key, validate_row
+
+ACTIONS = ("refill", "cancel")
+Catalogs = Mapping[str, Mapping[str, Service]]
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    row: SheetRow
+    request: OrderRequest
+
+
+@dataclass(frozen=True)
+class RowMark:
+    row: SheetRow
+    status: RowStatus
+    message: str
+
+
+@dataclass(frozen=True)
+class HeldRow:
+    """A valid row this pass leaves for a later one."""
+
+    row: SheetRow
+    reason: str
+
+
+@dataclass
+class Plan:
+    orders: list[PlannedOrder] = field(default_factory=list)
+    marks: list[RowMark] = field(default_factory=list)  # Invalid and Waiting rows
+    held: list[HeldRow] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    estimated: dict[str, Decimal] = field(default_factory=dict)  # per panel
+
+    def marked(self, status: RowStatus) -> int:
+        return sum(1 for mark in self.marks if mark.status == status)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_spend: Decimal | None = None
+    balances: Mapping[str, Balance] = field(default_factory=dict)
+
+
+def make_plan(
+    rows: Sequence[SheetRow],
+    catalogs: Catalogs,
+    limits: Limits,
+    *,
+    default_panel: str,
+    down_panels: Collection[str] = (),
+) -> Plan:
+    plan = Plan()
+    active = active_targets(rows, default_panel)
+    candidates: list[PlannedOrder] = []
+    for row in rows:
+        if not row.awaits_order:
+            continue
+        if row.panel_name(default_panel) in down_panels:
+            plan.held.append(HeldRow(row, "its panel is unreachable"))
+            continue
+        outcome = validate_row(row.number, order_cells(row), catalogs, default_panel)
+        if isinstance(outcome, list):
+            message = "; ".join(f"{p.column}: {p.message}" for p in outcome)
+            plan.marks.append(RowMark(row, RowStatus.INVALID, message))
+            plan.problems.extend(str(p) for p in outcome)
+            continue
+        earlier = active.get(outcome.dedupe_key)
+        if earlier is not None:
+            message = f"waits for {earlier} on the same link and service"
+            plan.marks.append(RowMark(row, RowStatus.WAITING, message))
+            continue
+        active[outcome.dedupe_key] = f"row {row.number}"
+        candidates.append(PlannedOrder(row, outcome))
+    _within_limits(plan, candidates, limits)
+    return plan
+
+
+def active_targets(rows: Sequence[SheetRow], default_panel: str) -> dict[tuple[str, str, str], str]:
+    """(panel, service, link) of the orders still running, from the sheet."""
+    active = {}
+    for row in rows:
+        if row.order_id and not is_final_order_status(row.status):
+            key = same_target_key(
+                row.panel_name(default_panel), row.text("service"), row.text("link"), row.text("username")
+            )
+            active[key] = f"order {row.order_id} (row {row.number})"
+    return active
+
+
+def _within_limits(plan: Plan, candidates: list[PlannedOrder], limits: Limits) -> None:
+    spent = Decimal(0)
+    per_panel: dict[str, Decimal] = defaultdict(Decimal)
+    for index, order in enumerate(candidates):
+        request = order.request
+        if limits.max_spend is not None and spent + request.estimated_cost > limits.max_spend:
+            left = candidates[index:]
+            reason = f"max_spend {limits.max_spend} reached"
+            plan.held.extend(HeldRow(later.row, reason) for later in left)
+            plan.notices.append(
+                f"{reason}: {len(left)} row(s) from row {order.row.number} on are left for a later run"
+            )
+            break
+        balance = limits.balances.get(request.panel)
+        if balance is not None and per_panel[request.panel] + request.estimated_cost > balance.balance:
+            reason = (
+                f"the balance of panel {request.panel!r} ({balance.balance} {balance.currency}) "
+                "does not cover it"
+            )
+            plan.held.append(HeldRow(order.row, reason))
+            plan.notices.append(f"row {order.row.number}: left for a later run, {reason}")
+            continue
+        spent += request.estimated_cost
+        per_panel[request.panel] += request.estimated_cost
+        plan.orders.append(order)
+    plan.estimated = dict(per_panel)
+
+
+# --- refills and cancels typed in the sheet ------------------------------------------
+
+
+@dataclass
+class ActionPlan:
+    shown: list[tuple[SheetRow, JournalRequest]] = field(default_factory=list)  # journaled, not yet shown
+    errors: list[tuple[SheetRow, str]] = field(default_factory=list)
+    send: dict[tuple[str, str], list[SheetRow]] = field(default_factory=dict)  # (panel, action) -> rows
+
+
+def plan_actions(
+    rows: Sequence[SheetRow],
+    journaled: Sequence[JournalRequest],
+    catalogs: Catalogs,
+    *,
+    default_panel: str,
+) -> ActionPlan:
+    plan = ActionPlan()
+    pending = {(r.panel, r.order_id, r.action): r for r in journaled if r.state != EntryState.NOT_SENT}
+    by_order = {row.order_id: row for row in rows if row.order_id}
+    for request in pending.values():
+        row = by_order.get(request.order_id)
+        if row is not None:
+            plan.shown.append((row, request))
+    send: dict[tuple[str, str], list[SheetRow]] = defaultdict(list)
+    for row in rows:
+        action = row.action.lower()
+        if not action:
+            continue
+        panel = row.panel_name(default_panel)
+        if row.order_id and (panel, row.order_id, action) in pending:
+            continue  # sent by an earlier, interrupted pass: never twice
+        problem = _action_problem(row, action, catalogs.get(panel, {}))
+        if problem:
+            plan.errors.append((row, problem))
+        elif action in ACTIONS:
+            send[(panel, action)].append(row)
+    plan.send = dict(send)
+    return plan
+
+
+def _action_problem(row: SheetRow, action: str, catalog: Mapping[str, Service]) -> str | None:
+    if action not in ACTIONS:
+        if action.split(" ")[0] in ACTIONS:
+            return None  # "refill sent" etc. are the tool's own marks
+        return f"action: {row.action!r} is not an action; type refill or cancel"
+    if not row.order_id:
+        return f"action: {action} needs an order_id in this row"
+    service = catalog.get(row.text("service"))
+    if service is not None and not getattr(service, action):
+        return f'service {service.id} "{service.name}" does not allow {action} (the panel\'s catalog says so)'
+    return None
