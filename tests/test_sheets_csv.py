@@ -140,3 +140,10 @@ def test_text_that_a_spreadsheet_would_run_as_a_formula_is_written_as_text(tmp_p
     backend.read()
     backend.write([CellWrite(2, 2, '=HYPERLINK("http://evil")'), CellWrite(2, 1, 5)])
     assert path.read_text().splitlines()[1] == '5,"\'=HYPERLINK(""http://evil"")"'
+
+
+def test_used_width_counts_unlabeled_cells(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("service,link,quantity\n1,https://a,100\n1,https://b,100,call Bob,urgent,,\n")
+    table = CsvBackend(str(path)).read()
+    assert (len(table.headers), table.used_width) == (3, 5)

@@ -448,3 +448,17 @@ def test_check_writable_refuses_columns_past_xfd(book: Path) -> None:
     backend.check_writable([(1, 16_384)])
     with pytest.raises(SheetNotWritable, match=r"cells XFE1, XFE2 are past Excel's last column XFD"):
         backend.check_writable([(1, 16_385), (2, 16_385), (2, 16_384)])
+
+
+def test_used_width_counts_unlabeled_cells_and_merged_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "notes.xlsx"
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["service", "link", "quantity"])
+    ws.append([1, "https://a", 100])
+    ws.append([1, "https://b", 100, "call Bob", "urgent"])  # notes in D and E, no header
+    ws["H9"].font = Font(bold=True)  # formatting alone is not data
+    wb.save(path)
+    table = ExcelBackend(str(path)).read()
+    assert (len(table.headers), table.used_width) == (3, 5)
+    assert ExcelBackend(str(make_workbook(tmp_path / "merged.xlsx"))).read().used_width == 8  # G1:H1

@@ -171,6 +171,14 @@ def test_google_auths_own_lookups_go_to_the_endpoint(sheets_api: FakeSheetsServe
     assert sheets_api.background_calls["allowedLocations"] == 2
 
 
+def test_used_width_counts_unlabeled_cells(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [["https://a", 1], ["https://b", 2, None, None, "call Bob", "urgent"]])
+    table = open_sheet(key).read()
+    assert (len(table.headers), table.used_width) == (4, 6)
+
+
 def test_read_of_an_empty_tab(
     sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:

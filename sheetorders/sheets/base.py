@@ -55,6 +55,13 @@ def cells_are(cells: list[tuple[int, int]], listed: int = 5) -> str:
     return f"cell {names} is" if len(cells) == 1 else f"cells {names} are"
 
 
+def _width(row: list[Cell]) -> int:
+    end = len(row)
+    while end and (row[end - 1] is None or row[end - 1] == ""):
+        end -= 1
+    return end
+
+
 @dataclass
 class SheetTable:
     """What one read of a worksheet returned.
@@ -62,10 +69,20 @@ class SheetTable:
     `headers` is row 1; `rows[i]` is sheet row `i + 2`. Rows may be shorter than
     the header row (trailing empty cells are not padded). Formulas are returned as
     their text, starting with "=", where the backend can see them.
+
+    `used_width` is the number of the last column that holds anything, in any row (data
+    beyond the last header included): new columns go after it, never over a person's
+    unlabeled cells. It is at least the widest row; a backend may make it larger for
+    what the rows do not show (Excel counts merged cells).
     """
 
     headers: list[Cell]
     rows: list[list[Cell]] = field(default_factory=list)
+    used_width: int = 0
+
+    def __post_init__(self) -> None:
+        widest = max((_width(row) for row in (self.headers, *self.rows)), default=0)
+        self.used_width = max(self.used_width, widest)
 
     def cell(self, row: int, column: int) -> Cell:
         """The value at 1-based sheet `row` and 1-based `column` (row 1 = headers)."""

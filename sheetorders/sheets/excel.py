@@ -116,7 +116,9 @@ class ExcelBackend(LocalFileBackend):
         self._workbook, self._sheet = workbook, sheet
         self._stamp = stamp
         self._header_count = len(headers)
-        return SheetTable(headers=headers, rows=rows[1:])
+        # A merged range holds its value in its first cell; new columns go after all of it.
+        merged = max((r.max_col for r in sheet.merged_cells.ranges), default=0)
+        return SheetTable(headers=headers, rows=rows[1:], used_width=merged)
 
     def _pick_sheet(self, workbook: Workbook) -> Worksheet:
         if not workbook.worksheets:
