@@ -167,11 +167,22 @@ class ServerProcess:
 # --- measuring -----------------------------------------------------------------------
 
 # Steps of run_pass in the order they run; a step the package does not have is skipped.
-PASS_STEPS = ("prefetch", "read", "reconcile", "plan", "submit", "handle_actions", "refresh", "write_back")
+# The steps of `pipeline.run_pass`, by the names it calls them under, and their labels.
+PASS_STEPS = {
+    "_prefetch": "prefetch",
+    "read_sheet": "read",
+    "_reconcile": "reconcile",
+    "_load_catalogs": "services+balance",
+    "make_plan": "plan",
+    "_place": "submit",
+    "_actions": "handle_actions",
+    "_refresh": "refresh",
+    "_write_back": "write_back",
+}
 
 
 class PhaseTimer:
-    """Wall and CPU seconds of each step of `run_pass` (SheetPass methods and catalog loading).
+    """Wall and CPU seconds of each step of `run_pass`.
 
     CPU is time.process_time: every thread of this process, so the pool's threads count.
     """
@@ -199,9 +210,8 @@ class PhaseTimer:
         setattr(owner, name, timed)
 
     def __enter__(self) -> PhaseTimer:
-        for step in PASS_STEPS:
-            self._wrap(pipeline.SheetPass, step, step)
-        self._wrap(pipeline, "_load_catalogs", "services+balance")
+        for name, label in PASS_STEPS.items():
+            self._wrap(pipeline, name, label)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -39,7 +39,7 @@ from sheetorders.columns import INPUT_COLUMNS, map_headers
 from sheetorders.config import Config, PanelConfig, SheetConfig
 from sheetorders.journal import Journal
 from sheetorders.panel import PanelClient
-from sheetorders.pipeline import CORE_OUTPUT_COLUMNS, fingerprint, rows_from_table
+from sheetorders.rows import CORE_OUTPUT_COLUMNS, fingerprint, rows_from_table
 from sheetorders.sheets.base import CellWrite
 from sheetorders.sheets.excel import ExcelBackend
 from sheetorders.validate import OrderRequest, validate_row

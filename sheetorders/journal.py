@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from sheetorders.errors import JournalError
 from sheetorders.models import is_final_order_status, is_final_refill_status
 from sheetorders.states import EntryState
+from sheetorders.store import Store
 
 SCHEMA_VERSION = 1
 
@@ -87,15 +86,8 @@ CREATE INDEX IF NOT EXISTS requests_by_sheet ON requests (sheet, written);
 """
 
 
-T = TypeVar("T")
-
-
-@dataclass
-class _Job:
-    work: Callable[[sqlite3.Connection], Any]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: BaseException | None = None
+# Columns added after the first release: journals written before get them (empty).
+_MISSING_COLUMNS = (("rows", "order_status"), ("requests", "refill_status"))
 
 
 def utc_now() -> str:
@@ -140,47 +132,15 @@ class JournalRequest:
 
 
 class Journal:
-    """One SQLite file, safe to use from the submitting threads of one process."""
+    """The journal's records and their allowed changes; safe to use from the submitting threads."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed "sending" or "accepted" survives a power cut, not only a killed process.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._add_missing_columns()
-            self._check_version()
-        except sqlite3.DatabaseError as error:
-            raise JournalError(f"{self.path}: cannot open the journal ({error})") from None
-        except OSError as error:
-            raise JournalError(f"{self.path}: cannot create the journal ({error.strerror})") from None
-        self._lock = threading.Lock()  # the connection: one statement at a time
-        self._commit_lock = threading.Lock()  # one group commit at a time
-        self._queue_lock = threading.Lock()
-        self._queue: list[_Job] = []
-
-    def _check_version(self) -> None:
-        found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if found is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(found["value"]) > SCHEMA_VERSION:
-            raise JournalError(
-                f"{self.path}: journal written by a newer sheetorders (schema {found['value']}); upgrade"
-            )
-
-    def _add_missing_columns(self) -> None:
-        """Journals written before a column existed get it (empty)."""
-        for table, column in (("rows", "order_status"), ("requests", "refill_status")):
-            names = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in names:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+        self._store = Store(self.path, _SCHEMA, SCHEMA_VERSION, _MISSING_COLUMNS)
+        self._write = self._store.write
 
     def close(self) -> None:
-        self._db.close()
+        self._store.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -188,69 +148,15 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` in a transaction that is on disk when this returns.
-
-        Threads that write at the same time share one commit (one sync to disk): each queues
-        its work, and whichever thread gets the commit lock commits everything queued so far.
-        """
-        job = _Job(work)
-        with self._queue_lock:
-            self._queue.append(job)
-        while not job.done.is_set():
-            with self._commit_lock:
-                if job.done.is_set():
-                    break
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
-        if isinstance(job.error, sqlite3.Error):
-            raise JournalError(f"{self.path}: cannot record in the journal ({job.error})") from job.error
-        if job.error is not None:
-            raise job.error
-        result: T = job.result
-        return result
-
-    def _commit(self, batch: list[_Job]) -> None:
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                if len(batch) == 1:
-                    batch[0].result = batch[0].work(self._db)
-                else:
-                    for job in batch:
-                        # A savepoint each, so that one failing job does not undo the others.
-                        self._db.execute("SAVEPOINT job")
-                        try:
-                            job.result = job.work(self._db)
-                        except sqlite3.Error as error:
-                            self._db.execute("ROLLBACK TO job")
-                            job.error = error
-                        self._db.execute("RELEASE job")
-                self._db.execute("COMMIT")
-        except BaseException as error:
-            with self._lock:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-            for job in batch:
-                job.error = job.error or error
-            if not isinstance(error, sqlite3.Error):
-                raise
-        finally:
-            for job in batch:
-                job.done.set()
-
     # --- orders ------------------------------------------------------------
 
     def rows(self, sheet: str) -> dict[str, JournalRow]:
-        with self._lock:
-            found = self._db.execute("SELECT * FROM rows WHERE sheet = ?", (sheet,)).fetchall()
+        found = self._store.query("SELECT * FROM rows WHERE sheet = ?", (sheet,))
         return {row["ref"]: _journal_row(row) for row in found}
 
     def get(self, ref: str) -> JournalRow | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM rows WHERE ref = ?", (ref,)).fetchone()
-        return _journal_row(row) if row else None
+        found = self._store.query("SELECT * FROM rows WHERE ref = ?", (ref,))
+        return _journal_row(found[0]) if found else None
 
     def begin_add(
         self,
@@ -367,16 +273,14 @@ class Journal:
         self._write(work)
 
     def attempts(self, ref: str) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute("SELECT * FROM attempts WHERE ref = ? ORDER BY id", (ref,)).fetchall()
+        return self._store.query("SELECT * FROM attempts WHERE ref = ? ORDER BY id", (ref,))
 
     def open_orders(self, sheet: str) -> list[tuple[str, str, str]]:
         """(ref, panel, order_id) of the sheet's placed orders whose last known status is not final."""
-        with self._lock:
-            found = self._db.execute(
-                "SELECT ref, panel, order_id, order_status FROM rows WHERE sheet = ? AND state = ?",
-                (sheet, ACCEPTED),
-            ).fetchall()
+        found = self._store.query(
+            "SELECT ref, panel, order_id, order_status FROM rows WHERE sheet = ? AND state = ?",
+            (sheet, ACCEPTED),
+        )
         return [
             (row["ref"], row["panel"], row["order_id"])
             for row in found
@@ -421,8 +325,7 @@ class Journal:
 
     def requests(self, sheet: str, *, unwritten_only: bool = True) -> list[JournalRequest]:
         query = "SELECT * FROM requests WHERE sheet = ?" + (" AND written = 0" if unwritten_only else "")
-        with self._lock:
-            found = self._db.execute(query + " ORDER BY id", (sheet,)).fetchall()
+        found = self._store.query(query + " ORDER BY id", (sheet,))
         return [
             JournalRequest(
                 id=row["id"],
@@ -441,12 +344,11 @@ class Journal:
 
     def open_refills(self, sheet: str) -> list[tuple[int, str, str]]:
         """(request id, panel, refill id) of the sheet's refills whose last known status is not final."""
-        with self._lock:
-            found = self._db.execute(
-                """SELECT id, panel, result, refill_status FROM requests
-                   WHERE sheet = ? AND action = 'refill' AND state = ?""",
-                (sheet, ACCEPTED),
-            ).fetchall()
+        found = self._store.query(
+            """SELECT id, panel, result, refill_status FROM requests
+               WHERE sheet = ? AND action = 'refill' AND state = ?""",
+            (sheet, ACCEPTED),
+        )
         return [
             (row["id"], row["panel"], row["result"])
             for row in found

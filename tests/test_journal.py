@@ -120,14 +120,15 @@ def test_threads_writing_at_once_share_commits_and_lose_nothing(tmp_path):
 
     with Journal(tmp_path / "j.sqlite") as journal:
         commits = 0
-        original = journal._commit
+        store = journal._store
+        original = store._commit
 
         def counting(batch):
             nonlocal commits
             commits += 1
             original(batch)
 
-        journal._commit = counting
+        store._commit = counting
 
         def place(worker: int) -> None:
             for n in range(25):

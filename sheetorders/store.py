@@ -1,0 +1,123 @@
+"""The journal's SQLite file: opened once, written durably, with threads sharing commits."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sheetorders.errors import JournalError
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Job:
+    work: Callable[[sqlite3.Connection], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Store:
+    """One SQLite connection, safe to use from many threads of one process."""
+
+    def __init__(
+        self, path: Path, schema: str, version: int, added_columns: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self.path = path
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed "sending" or "accepted" survives a power cut, not only a killed process.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(schema)
+            self._add_columns(added_columns)
+            self._check_version(version)
+        except sqlite3.DatabaseError as error:
+            raise JournalError(f"{self.path}: cannot open the journal ({error})") from None
+        except OSError as error:
+            raise JournalError(f"{self.path}: cannot create the journal ({error.strerror})") from None
+        self._lock = threading.Lock()  # the connection: one statement at a time
+        self._commit_lock = threading.Lock()  # one group commit at a time
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Job] = []
+
+    def _check_version(self, version: int) -> None:
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if found is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+        elif int(found["value"]) > version:
+            raise JournalError(
+                f"{self.path}: journal written by a newer sheetorders (schema {found['value']}); upgrade"
+            )
+
+    def _add_columns(self, added: Iterable[tuple[str, str]]) -> None:
+        for table, column in added:
+            names = {info[1] for info in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in names:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in a transaction that is on disk when this returns.
+
+        Threads that write at the same time share one commit (one sync to disk): each queues
+        its work, and whichever thread gets the commit lock commits everything queued so far.
+        """
+        job = _Job(work)
+        with self._queue_lock:
+            self._queue.append(job)
+        while not job.done.is_set():
+            with self._commit_lock:
+                if job.done.is_set():
+                    break
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if isinstance(job.error, sqlite3.Error):
+            raise JournalError(f"{self.path}: cannot record in the journal ({job.error})") from job.error
+        if job.error is not None:
+            raise job.error
+        result: T = job.result
+        return result
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                if len(batch) == 1:
+                    batch[0].result = batch[0].work(self._db)
+                else:
+                    for job in batch:
+                        # A savepoint each, so that one failing job does not undo the others.
+                        self._db.execute("SAVEPOINT job")
+                        try:
+                            job.result = job.work(self._db)
+                        except sqlite3.Error as error:
+                            self._db.execute("ROLLBACK TO job")
+                            job.error = error
+                        self._db.execute("RELEASE job")
+                self._db.execute("COMMIT")
+        except BaseException as error:
+            with self._lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            for job in batch:
+                job.error = job.error or error
+            if not isinstance(error, sqlite3.Error):
+                raise
+        finally:
+            for job in batch:
+                job.done.set()
