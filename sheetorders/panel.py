@@ -2,6 +2,7 @@
 
 Reads are retried with backoff. Writes (`add`, `refill`, `cancel`) are retried only when the
 request surely never reached the panel; when it may have, they raise `AmbiguousOrder`.
+Every request ends by its deadline (connect to last byte), however slowly the panel answers.
 The API key is sent only in the POST body and never appears in a message, a log line or a repr.
 """
 
@@ -13,6 +14,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, urlencode
 
+import httpcore
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
@@ -46,6 +49,7 @@ from sheetorders.retry_after import parse_retry_after
 
 __all__ = [
     "BATCH_SIZE",
+    "DEFAULT_DEADLINE",
     "DEFAULT_TIMEOUT",
     "USER_AGENT",
     "ClientFactory",
@@ -60,6 +64,9 @@ log = logging.getLogger("sheetorders.panel")
 BATCH_SIZE = 100  # the API's limit of IDs per batch call
 SNIPPET_LENGTH = 120
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# Seconds from connecting to the last byte of the reply, for any request; longer when the
+# timeouts allow a longer connect + read.
+DEFAULT_DEADLINE = 60.0
 USER_AGENT = f"sheetorders/{__version__} (+https://pypi.org/project/sheetorders/)"
 _HEADERS = {
     "User-Agent": USER_AGENT,
@@ -145,6 +152,113 @@ def _ssl_context() -> Any:
     return create() if create is not None else True
 
 
+class _Deadline(threading.local):
+    """When the request this thread is sending must be over (time.monotonic()), if it has begun.
+
+    Every connect, read and write of the request waits at most until then: a reply trickling in
+    a byte at a time, or one that never ends, cannot outlast it (the read timeout is per read).
+    """
+
+    at: float | None = None
+    bound_last: bool = False  # the last wait was cut short to end at the deadline
+
+    @contextmanager
+    def running(self, seconds: float) -> Iterator[None]:
+        self.at, self.bound_last = time.monotonic() + seconds, False
+        try:
+            yield
+        finally:
+            self.at = None
+
+    def bound(self, timeout: float | None, expired: type[Exception]) -> float | None:
+        """`timeout`, shortened to what is left before the deadline; raise `expired` when none is."""
+        if self.at is None:
+            return timeout
+        left = self.at - time.monotonic()
+        self.bound_last = timeout is None or left < timeout
+        if left <= 0:
+            raise expired("the request's deadline passed")
+        return left if self.bound_last else timeout
+
+
+_DEADLINE = _Deadline()
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline of the request using it."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _DEADLINE.bound(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _DEADLINE.bound(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = _DEADLINE.bound(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, bounded))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Opens connections as `backend` does, under the deadline of the request that opens them."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _DEADLINE.bound(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_tcp(host, port, bounded, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        bounded = _DEADLINE.bound(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._backend.connect_unix_socket(path, bounded, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _bound_by_deadline(lane: httpx.Client) -> bool:
+    """Put the connections `lane` opens (directly or through a proxy) under `_DEADLINE`.
+
+    httpx has no setting for it: the network backend of each of its connection pools is
+    wrapped. Returns whether every pool was found.
+    """
+    found = True
+    for transport in (lane._transport, *lane._mounts.values()):
+        if transport is None:  # a proxy mount disabled by NO_PROXY
+            continue
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if not isinstance(backend, httpcore.NetworkBackend):
+            found = False
+        elif not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
+    return found
+
+
+class _PastDeadline(httpx.TimeoutException):
+    """A read or write of a request that was still going at its deadline."""
+
+
 class _BadShape(Exception):
     """A reply that is JSON but not of the shape the action returns."""
 
@@ -153,6 +267,11 @@ def _final(exc: PanelError) -> PanelError:
     """Mark an error that retrying cannot fix (a redirect, a wrong URL)."""
     exc.retryable = False  # type: ignore[attr-defined]
     return exc
+
+
+def _default_deadline(timeout: httpx.Timeout) -> float:
+    """DEFAULT_DEADLINE, or one connect and one read when the timeouts allow longer."""
+    return max(DEFAULT_DEADLINE, (timeout.connect or 0.0) + (timeout.read or 0.0))
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -171,14 +290,19 @@ class PanelClient:
         concurrency: int = 4,
         rate_limit: float | None = None,
         timeout: httpx.Timeout | None = None,
+        deadline: float | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """`timeout` applies to each connect, read and write; `deadline` (seconds) to a whole
+        request, from connecting to the reply's last byte (not enforced on a given `transport`)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if rate_limit is not None and rate_limit <= 0:
             raise ValueError("rate_limit must be positive")
+        if deadline is not None and deadline <= 0:
+            raise ValueError("deadline must be positive")
         self.url = url
         self.name = name
         self.concurrency = concurrency
@@ -205,12 +329,18 @@ class PanelClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        # Lanes: httpx clients of one connection each, made as needed, at most `concurrency`
-        # (a request takes a free lane while it holds a slot, and hands it back before letting
-        # the slot go). One pool of `concurrency` connections would rescan them all, under a
-        # lock and with a poll() of each idle socket, twice per request. The lanes share one
-        # cookie jar; each is configured as the single client was.
         self._timeout = timeout or DEFAULT_TIMEOUT
+        self.deadline = deadline if deadline is not None else _default_deadline(self._timeout)
+        self._open_lanes(transport)
+
+    def _open_lanes(self, transport: httpx.BaseTransport | None) -> None:
+        """Lanes: httpx clients of one connection each, made as needed, at most `concurrency`.
+
+        A request takes a free lane while it holds a slot, and hands it back before letting the
+        slot go. One pool of `concurrency` connections would rescan them all, under a lock and
+        with a poll() of each idle socket, twice per request. The lanes share one cookie jar;
+        each is configured as the single client was.
+        """
         self._transport = transport
         self._cookies = http.cookiejar.CookieJar()
         self._lanes_lock = threading.Lock()
@@ -219,7 +349,7 @@ class PanelClient:
         self._http = self._new_lane()
         # A given transport keeps its own pool: then every request uses this one client (a free
         # list of `concurrency` references to it never runs dry).
-        self._free = [self._http] * (concurrency if transport is not None else 1)
+        self._free = [self._http] * (self.concurrency if transport is not None else 1)
 
     def __repr__(self) -> str:
         return f"PanelClient(name={self.name!r}, url={self._scrub(self.url)!r})"
@@ -247,6 +377,8 @@ class PanelClient:
             transport=self._transport,
             verify=_ssl_context(),
         )
+        if self._transport is None and not _bound_by_deadline(lane):
+            log.warning("%s: this httpx cannot bound whole requests by a deadline", self.name or "panel")
         with self._lanes_lock:
             if self._closed:
                 lane.close()
@@ -435,7 +567,7 @@ class PanelClient:
             lane = self._take_lane()
             started = time.monotonic()
             try:
-                response = lane.post(self._url, content=body)
+                response = self._post(lane, body)
             except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
                 raise _final(self._unavailable(action, f"invalid panel URL ({self._describe(exc)})")) from exc
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -447,7 +579,10 @@ class PanelClient:
                 httpx.RequestError
             ) as exc:  # timeouts after connecting, dropped connections, garbled replies
                 log.debug("%s %s: %s after %.3fs", self.name, action, type(exc).__name__, _since(started))
-                what = f"no reply ({self._describe(exc)})"
+                if isinstance(exc, _PastDeadline):
+                    what = f"no complete reply within the {self.deadline:g} s deadline"
+                else:
+                    what = f"no reply ({self._describe(exc)})"
                 if write:
                     raise self._ambiguous(action, what) from exc
                 raise self._unavailable(action, what) from exc
@@ -456,6 +591,16 @@ class PanelClient:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s: HTTP %d in %.3fs", self.name, action, response.status_code, _since(started))
         return self._interpret(action, response, write)
+
+    def _post(self, lane: httpx.Client, body: bytes) -> httpx.Response:
+        """POST `body`, the whole exchange within the deadline (connecting included)."""
+        with _DEADLINE.running(self.deadline):
+            try:
+                return lane.post(self._url, content=body)
+            except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+                if _DEADLINE.bound_last:
+                    raise _PastDeadline(str(exc)) from exc
+                raise
 
     def _interpret(self, action: str, response: httpx.Response, write: bool) -> Any:
         status = response.status_code

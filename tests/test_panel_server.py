@@ -492,6 +492,39 @@ def test_queue_processed_places_the_order_then_answers_as_told(server: PanelServ
     assert list(server.ledger.orders) == ["10001", "10002", "10003"]  # every one was placed
 
 
+def test_trickle_sends_the_reply_a_byte_at_a_time_after_processing(server: PanelServer, api: Call) -> None:
+    server.faults.trickle_interval = 0.02
+    server.faults.queue("trickle", actions={"add"})
+    started = time.monotonic()
+    reply = api(action="add", service="2", link="https://x.com/a", quantity="100")
+    assert reply.json() == {"order": 10001} and list(server.ledger.orders) == ["10001"]
+    assert time.monotonic() - started >= 0.02 * len(reply.content)
+
+
+def test_endless_reply_never_ends_until_the_client_goes_away(server: PanelServer) -> None:
+    server.faults.trickle_interval = 0.01
+    server.faults.queue("endless")
+    received = 0
+    with (
+        new_http() as http,
+        http.stream("POST", server.url, data={"key": server.key, "action": "balance"}) as reply,
+    ):
+        assert reply.status_code == 200
+        for chunk in reply.iter_raw():
+            assert chunk.strip() == b""
+            received += len(chunk)
+            if received > 5000:
+                break
+    assert received > 5000
+    assert server.ledger.calls["balance"] == 1
+    assert api_balance(server) == "1000.00"  # the server still answers
+
+
+def api_balance(panel: PanelServer) -> str:
+    with new_http() as http:
+        return str(make_call(panel, http)(action="balance").json()["balance"])
+
+
 def test_latency_requests_overlap(server: PanelServer) -> None:
     server.faults.latency = 0.2
     results: list[int] = []

@@ -2,7 +2,8 @@
 
 It validates `add` like a real panel (same error strings), keeps a ledger of orders, refills,
 balance and calls per action, moves orders along on a simulated clock, and can inject faults
-(5xx, HTML pages, 429, empty bodies, dropped connections, latency), either at random or
+(5xx, HTML pages, 429, empty bodies, dropped connections, latency, replies that trickle or never
+end), either at random or
 deterministically with `Faults.queue`.
 
 Run it standalone with `python -m sheetorders.testing.panel_server --port 8000`.
@@ -177,7 +178,7 @@ def default_catalog() -> list[dict[str, Any]]:
 
 # --- faults -------------------------------------------------------------------
 
-FAULT_KINDS = ("5xx", "html", "429", "drop", "empty", "redirect", "ok")
+FAULT_KINDS = ("5xx", "html", "429", "drop", "empty", "redirect", "trickle", "endless", "ok")
 _KIND_ALIASES = {
     "error_5xx": "5xx",
     "500": "5xx",
@@ -226,8 +227,11 @@ class Faults:
     that way, whatever the probabilities. Kinds: "5xx" (a 502 HTML page, not processed), "html"
     (HTTP 200 HTML page, not processed), "429" (with Retry-After, not processed), "empty"
     (HTTP 200, empty body, not processed), "drop" (processed, then the connection is closed
-    unanswered), "redirect" (a 307 to the API URL, not processed) and "ok" (no fault: lets
-    one request through, to aim the next queued fault at a later request). `queue_reply`
+    unanswered), "redirect" (a 307 to the API URL, not processed), "trickle" (processed, then
+    the reply is sent one byte every `trickle_interval` seconds), "endless" (processed, then
+    a reply whose body never ends: whitespace every `trickle_interval` / 10 seconds, until the
+    client goes away) and "ok" (no fault: lets one request through, to aim the next queued
+    fault at a later request). `queue_reply`
     sends a given body instead of the panel's answer; `queue_processed` processes the request
     and then answers with another status, extra fields or another body. Queued entries are used
     in order.
@@ -239,6 +243,7 @@ class Faults:
     drop_after_create: float = 0.0
     empty_body: float = 0.0
     latency: float = 0.0
+    trickle_interval: float = 1.0  # seconds between the bytes of a "trickle" reply
     retry_after: float | str | None = 1  # the Retry-After header of a 429 (None: no header)
     html_body: str = DEFAULT_HTML
     actions: set[str] | None = None
@@ -922,6 +927,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(429, {"error": "Too many requests"}, extra=extra)
         elif kind == "empty":
             self._send(200, b"", "application/json")
+        elif kind == "trickle":
+            status, payload = panel.handle(form)
+            self._send_slowly(status, json.dumps(payload).encode(), faults.trickle_interval)
+        elif kind == "endless":
+            panel.handle(form)
+            self._send_endless(faults.trickle_interval / 10)
         elif isinstance(kind, ProcessedReply):
             self._send_processed(kind, panel.handle(form)[1])
         else:
@@ -930,6 +941,30 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
             else:
                 self._send_json(status, payload)
+
+    def _send_slowly(self, status: int, body: bytes, interval: float) -> None:
+        """Headers at once, then the body one byte every `interval` seconds."""
+        self.close_connection = True
+        try:
+            self._send_head(status, "application/json", len(body))
+            for index in range(len(body)):
+                time.sleep(interval)
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+        except OSError:
+            pass  # the client gave up
+
+    def _send_endless(self, interval: float) -> None:
+        """A 200 whose body never ends: whitespace (JSON allows it) until the client goes away."""
+        self.close_connection = True
+        try:
+            self._send_head(200, "application/json", 10**12)
+            while True:
+                self.wfile.write(b" " * 64)
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            pass  # the client gave up, or the server stopped
 
     def _send_processed(self, fault: ProcessedReply, payload: Any) -> None:
         if fault.body is not None:
@@ -961,14 +996,20 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(payload, separators=(",", ":")).encode()
         self._send(status, body, "application/json", extra)
 
+    def _send_head(
+        self, status: int, content_type: str, length: int, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.flush()
+
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (extra or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
+            self._send_head(status, content_type, len(body), extra)
             if body and self.command != "HEAD":
                 self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
