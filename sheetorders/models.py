@@ -32,6 +32,23 @@ class Service:
 
 
 @dataclass(frozen=True)
+class RefusedService:
+    """A catalog entry left out because it cannot be trusted; `reason` says why."""
+
+    id: str  # "" when the entry has no usable service ID
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A panel's services: the usable ones, and the entries left out with the reason."""
+
+    services: list[Service]
+    refused: list[RefusedService]
+
+
+@dataclass(frozen=True)
 class Balance:
     balance: Decimal
     currency: str

@@ -17,6 +17,7 @@ import re
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -44,7 +45,15 @@ from sheetorders.errors import (
     PanelUnavailable,
     RateLimited,
 )
-from sheetorders.models import Balance, ItemError, OrderStatus, RefillStatus, Service
+from sheetorders.models import (
+    Balance,
+    Catalog,
+    ItemError,
+    OrderStatus,
+    RefillStatus,
+    RefusedService,
+    Service,
+)
 from sheetorders.retry_after import parse_retry_after
 
 __all__ = [
@@ -329,6 +338,7 @@ class PanelClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
+        self.refused_services: list[RefusedService] = []
         self._timeout = timeout or DEFAULT_TIMEOUT
         self.deadline = deadline if deadline is not None else _default_deadline(self._timeout)
         self._open_lanes(transport)
@@ -396,11 +406,27 @@ class PanelClient:
     # --- reads -------------------------------------------------------------
 
     def services(self) -> list[Service]:
+        """The usable services of the catalog (see `catalog` for the entries left out)."""
+        return self.catalog().services
+
+    def catalog(self) -> Catalog:
+        """The catalog, checked entry by entry: an entry that cannot be trusted (no or a
+        non-positive rate, min above max, a duplicate ID...) is left out and reported, with
+        its name and the reason scrubbed of the key; the last fetch's are `refused_services`."""
         payload = self._call("services", {}, write=False)
         with self._parsing("services", payload, write=False):
-            if not isinstance(payload, list):
-                raise _BadShape
-            return [_parse_service(item) for item in payload]
+            catalog = _parse_catalog(payload)
+        refused = [RefusedService(r.id, self._scrub(r.name), self._scrub(r.reason)) for r in catalog.refused]
+        for entry in refused:
+            log.warning(
+                "%s: service %s (%s) left out of the catalog: %s",
+                self.name or "panel",
+                entry.id or "?",
+                entry.name,
+                entry.reason,
+            )
+        self.refused_services = refused
+        return Catalog(catalog.services, refused)
 
     def balance(self) -> Balance:
         payload = self._call("balance", {}, write=False)
@@ -898,31 +924,107 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
-def _required_int(value: Any) -> int:
-    number = _int(value)
-    if number is None:
+class _Untrusted(Exception):
+    """A catalog entry that cannot be used; the message says why."""
+
+
+def _parse_catalog(payload: Any) -> Catalog:
+    """The `services` reply, entry by entry; every copy of a duplicated ID is refused."""
+    if not isinstance(payload, list):
         raise _BadShape
-    return number
+    entries = [_service_or_refusal(item) for item in payload]
+    counts = Counter(entry.id for entry in entries if entry.id)
+    services: list[Service] = []
+    refused: list[RefusedService] = []
+    for entry in entries:
+        if entry.id and counts[entry.id] > 1:
+            reason = f"the catalog lists service ID {entry.id} {counts[entry.id]} times"
+            refused.append(RefusedService(entry.id, entry.name, reason))
+        elif isinstance(entry, Service):
+            services.append(entry)
+        else:
+            refused.append(entry)
+    return Catalog(services, refused)
 
 
-def _parse_service(item: Any) -> Service:
+def _service_or_refusal(item: Any) -> Service | RefusedService:
     if not isinstance(item, dict):
-        raise _BadShape
-    rate = _decimal(item["rate"])
-    if rate is None:
-        raise _BadShape
+        return RefusedService("", "", f"not a service object: {item!r}"[:SNIPPET_LENGTH])
+    name = _text(item.get("name"))
+    try:
+        sid = _parse_id(item.get("service"))
+    except _BadShape:
+        return RefusedService("", name, "no service ID")
+    try:
+        return _parse_service(sid, name, item)
+    except _Untrusted as exc:
+        return RefusedService(sid, name, str(exc))
+
+
+def _parse_service(sid: str, name: str, item: dict[str, Any]) -> Service:
+    rate = _rate(item.get("rate"))
+    lo, hi = _limit(item, "min"), _limit(item, "max")
+    if lo > hi:
+        raise _Untrusted(f"min {lo} is above max {hi}")
     return Service(
-        id=_parse_id(item["service"]),
-        name=_text(item.get("name")),
+        id=sid,
+        name=name,
         type=_text(item.get("type")) or "Default",
         category=_text(item.get("category")),
         rate=rate,
-        min=_required_int(item.get("min")),
-        max=_required_int(item.get("max")),
+        min=lo,
+        max=hi,
         refill=bool(_bool(item.get("refill"))),
         cancel=bool(_bool(item.get("cancel"))),
         dripfeed=_bool(item.get("dripfeed")),
     )
+
+
+# "1,500" is 1.5 to some and 1500 to others; "1,500.25" and "1,5" can be read only one way.
+_GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?")
+_ONE_GROUP = re.compile(r"[1-9][0-9]{0,2},[0-9]{3}")
+_DECIMAL_COMMA = re.compile(r"[0-9]+,[0-9]+")
+
+
+def _rate(value: Any) -> Decimal:
+    """A service's rate: a positive number that can be read only one way."""
+    if isinstance(value, str):
+        value = _rate_text(value)
+    try:
+        rate = _decimal(value)
+    except _BadShape:
+        raise _Untrusted(f"rate {value!r} is not a number") from None
+    if rate is None:
+        raise _Untrusted("no rate")
+    if rate <= 0:
+        raise _Untrusted(f"rate {rate} is not positive")
+    return rate
+
+
+def _rate_text(value: str) -> str:
+    text = value.strip()
+    if "," not in text:
+        return text
+    if _GROUPED.fullmatch(text) and ("." in text or text.count(",") > 1):
+        return text.replace(",", "")
+    if _ONE_GROUP.fullmatch(text) or "." in text:
+        raise _Untrusted(f"rate {value!r} is ambiguous: is the comma a thousands or a decimal separator?")
+    if _DECIMAL_COMMA.fullmatch(text):
+        return text.replace(",", ".")
+    raise _Untrusted(f"rate {value!r} is not a number")
+
+
+def _limit(item: dict[str, Any], field: str) -> int:
+    """A service's min or max: a whole number, not negative."""
+    try:
+        number = _int(item.get(field))
+    except _BadShape:
+        raise _Untrusted(f"{field} {item.get(field)!r} is not a whole number") from None
+    if number is None:
+        raise _Untrusted(f"no {field}")
+    if number < 0:
+        raise _Untrusted(f"{field} {number} is negative")
+    return number
 
 
 def _parse_status(order_id: str, item: Any) -> OrderStatus:
