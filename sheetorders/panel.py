@@ -9,6 +9,7 @@ The API key is sent only in the POST body and never appears in a message, a log 
 from __future__ import annotations
 
 import functools
+import html
 import http.cookiejar
 import json
 import logging
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import quote_plus, unquote, urlencode
 
 import httpcore
 import httpx
@@ -268,6 +269,121 @@ class _PastDeadline(httpx.TimeoutException):
     """A read or write of a request that was still going at its deadline."""
 
 
+# What may stand for characters of the key in what a panel echoes back: an HTML character
+# reference, a run of percent-escapes (a UTF-8 sequence takes several), a JSON \u escape.
+_ESCAPE = re.compile(
+    r"&(?:#[0-9]{1,8}|#[xX][0-9a-fA-F]{1,8}|[A-Za-z][A-Za-z0-9]{1,31});?"
+    r"|(?:%[0-9A-Fa-f]{2})+"
+    r"|\\+u[0-9A-Fa-f]{4}"  # with its backslash escaped too, when JSON was encoded twice
+)
+_ESCAPE_LEVELS = 4  # escapes of escapes (&amp;#45;, %26%2345%3B) are undone this many times over
+
+
+class _Scrubber:
+    """Blanks a secret out of text as "***": as it is, in any letter case, and where it is
+    written with HTML, percent or JSON escapes, even escaped several times over."""
+
+    def __init__(self, secret: str) -> None:
+        # A key of 1-3 characters would blank out ordinary words, and is no secret anyway.
+        self._needles = tuple({s.lower() for s in (secret, quote_plus(secret)) if len(s) >= 4})
+        self.spans_words = any(c.isspace() for c in secret)
+
+    def __call__(self, text: str) -> str:
+        if not self._needles or not text:
+            return text
+        spans = sorted(self._spans(text))
+        if not spans:
+            return text
+        parts: list[str] = []
+        done = 0
+        for start, end in spans:
+            if end <= done:
+                continue
+            if start >= done:
+                parts.append(text[done:start])
+                parts.append("***")
+            done = end
+        parts.append(text[done:])
+        return "".join(parts)
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the secret is in `text`, at each level of unescaping, as spans of `text`."""
+        spans = self._find(text, None, None)
+        if _ESCAPE.search(text) is None:
+            return spans
+        level: _Level = (text, list(range(len(text))), list(range(1, len(text) + 1)))
+        for _ in range(_ESCAPE_LEVELS):
+            unescaped = _unescape_once(*level)
+            if unescaped is None:
+                break
+            level = unescaped
+            spans += self._find(*level)
+        return spans
+
+    def _find(self, text: str, starts: list[int] | None, ends: list[int] | None) -> list[tuple[int, int]]:
+        low = _lower(text)
+        found: list[tuple[int, int]] = []
+        for needle in self._needles:
+            at = low.find(needle)
+            while at >= 0:
+                last = at + len(needle) - 1
+                if starts is None or ends is None:
+                    found.append((at, last + 1))
+                else:
+                    found.append((starts[at], ends[last]))
+                at = low.find(needle, at + 1)
+        return found
+
+
+# A text, and for each of its characters the span of the original text it stands for.
+_Level = tuple[str, list[int], list[int]]
+
+
+def _unescape_once(text: str, starts: list[int], ends: list[int]) -> _Level | None:
+    """`text` with its escapes undone once (None when it has none), and where each char came from."""
+    chars: list[str] = []
+    new_starts: list[int] = []
+    new_ends: list[int] = []
+    done = 0
+    for match in _ESCAPE.finditer(text):
+        token = match.group()
+        decoded = _unescape_token(token)
+        if decoded == token:
+            continue
+        begin, end = match.span()
+        chars.append(text[done:begin])
+        new_starts += starts[done:begin]
+        new_ends += ends[done:begin]
+        chars.append(decoded)
+        if token.startswith("%") and len(decoded) * 3 == len(token):  # one char per escape
+            new_starts += starts[begin:end:3]
+            new_ends += ends[begin + 2 : end : 3]
+        else:
+            new_starts += [starts[begin]] * len(decoded)
+            new_ends += [ends[end - 1]] * len(decoded)
+        done = end
+    if done == 0:
+        return None
+    chars.append(text[done:])
+    return "".join(chars), new_starts + starts[done:], new_ends + ends[done:]
+
+
+def _unescape_token(token: str) -> str:
+    if token.startswith("&"):
+        return html.unescape(token)
+    if token.startswith("%"):
+        return unquote(token)
+    return chr(int(token[-4:], 16))
+
+
+def _lower(text: str) -> str:
+    """`text` in lower case, character for character (a few characters lower to two)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+
 class _BadShape(Exception):
     """A reply that is JSON but not of the shape the action returns."""
 
@@ -316,9 +432,7 @@ class PanelClient:
         self.name = name
         self.concurrency = concurrency
         self._key = key
-        # Blanked out of anything the panel echoes back; a key of 1-3 characters would blank
-        # out ordinary words, and is no secret anyway.
-        self._secrets = tuple({s for s in (key, quote_plus(key), quote(key, safe="")) if len(s) >= 4})
+        self._scrub = _Scrubber(key)  # blanks the key out of anything the panel echoes back
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -665,13 +779,21 @@ class PanelClient:
 
     # --- errors ------------------------------------------------------------
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
     def _snippet(self, text: str) -> str:
-        text = self._scrub(" ".join(text.split()))
+        """The start of `text`, whitespace collapsed, the key blanked out (before cutting it)."""
+        if self._scrub.spans_words:
+            text = self._scrub(" ".join(text.split()))
+        else:
+            # The key cannot span whitespace: scrubbing word by word finds it all, and only
+            # the first words are needed, however long the page.
+            words: list[str] = []
+            length = 0
+            for word in re.finditer(r"\S+", text):
+                words.append(self._scrub(word.group()))
+                length += len(words[-1]) + 1
+                if length > SNIPPET_LENGTH:
+                    break
+            text = " ".join(words)
         if len(text) > SNIPPET_LENGTH:
             text = text[: SNIPPET_LENGTH - 3] + "..."
         return text
