@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from sheetorders.errors import SheetError, SheetNotWritable
+from sheetorders.errors import SheetChanged, SheetError, SheetNotWritable
 from sheetorders.sheets import CellWrite
 from sheetorders.sheets.csvfile import CsvBackend
 from sheetorders.sheets.excel import ExcelBackend
@@ -206,3 +206,47 @@ def test_a_missing_file_is_refused(sheet: Path) -> None:
     sheet.unlink()
     with pytest.raises(SheetError, match="not found"):
         backend.check_writable()
+
+
+# --- what is saved is what was checked ------------------------------------------------
+
+
+def test_a_change_made_during_the_save_is_not_overwritten(
+    sheet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = open_sheet(sheet)
+    theirs = b"service\nsaved by someone else while ours was being written\n"
+    real_fsync = os.fsync
+    edited: list[int] = []
+
+    def fsync_then_edit(fd: int) -> None:  # the first fsync is our temporary file's
+        real_fsync(fd)
+        if not edited:
+            edited.append(fd)
+            sheet.write_bytes(theirs)
+
+    monkeypatch.setattr(os, "fsync", fsync_then_edit)
+    with pytest.raises(SheetChanged, match="changed since it was read"):
+        backend.write([CellWrite(2, 4, "x")])
+    assert edited
+    assert sheet.read_bytes() == theirs
+    assert sorted(p.name for p in sheet.parent.iterdir()) == [sheet.name]
+    assert backend.changed_since_read()
+
+
+def test_a_file_replaced_by_one_of_the_same_size_and_time_counts_as_changed(sheet: Path) -> None:
+    backend = open_sheet(sheet)
+    st = sheet.stat()
+    other = sheet.with_name("other" + sheet.suffix)
+    other.write_bytes(sheet.read_bytes())
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(other, sheet)  # a sync tool putting back a copy, say
+    assert backend.changed_since_read()
+
+
+def test_our_own_save_is_not_a_change(sheet: Path) -> None:
+    backend = open_sheet(sheet)
+    backend.write([CellWrite(2, 4, "x")])
+    assert not backend.changed_since_read()
+    backend.write([CellWrite(2, 5, "y")])
+    assert not backend.changed_since_read()

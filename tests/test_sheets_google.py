@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from sheetorders.errors import SheetError, SheetNotWritable
+from sheetorders.errors import RowsNotFound, SheetChanged, SheetError, SheetNotWritable
 from sheetorders.sheets.base import CellWrite
 from sheetorders.sheets.google import GoogleSheetsBackend, _RoutedSession, spreadsheet_key
 from sheetorders.testing.sheets_server import (
@@ -324,7 +324,10 @@ def test_writing_past_the_grid_adds_columns(
 
     assert sheets_api.values(key, "Orders")[1][26] == "r1"
     assert sheets_api.sheet_properties(key, "Orders")["gridProperties"]["columnCount"] == 27
-    assert sheets_api.calls == Counter({"values.batchUpdate": 2, "metadata": 1, "batchUpdate": 1})
+    # The rows are checked again before the write is sent a second time.
+    assert sheets_api.calls == Counter(
+        {"values.batchUpdate": 2, "metadata": 1, "batchUpdate": 1, "values.batchGet": 1}
+    )
 
 
 def test_check_writable_costs_no_call_and_refuses_past_the_last_column(
@@ -374,7 +377,7 @@ def test_5xx_and_html_answers_are_retried(
     backend.write([CellWrite(2, 4, "done")])
 
     assert sheets_api.values(key, "Orders")[1] == ["https://a", 1, None, "done"]
-    assert sheets_api.calls == Counter({"values.batchUpdate": 4})
+    assert sheets_api.calls == Counter({"values.batchUpdate": 4, "values.batchGet": 3})  # a check per retry
     assert len(sleeps) == 3
     assert 1 <= sleeps[0] <= 2 and 2 <= sleeps[1] <= 3 and 4 <= sleeps[2] <= 5  # backoff with jitter
 
@@ -433,6 +436,145 @@ def test_an_unreachable_endpoint_is_a_sheet_error(
         SheetError, match=r"could not reach Google Sheets at 127\.0\.0\.1:\d+ to read after 2"
     ):
         open_sheet(key, api_endpoint=dead, max_attempts=2).read()
+
+
+# --- a retried or split write stays on its rows ------------------------------------------
+
+
+def _links_and_refs(sheets_api: FakeSheetsServer, key: str) -> list[tuple[Any, Any]]:
+    values = sheets_api.values(key, "Orders")
+    return [(row[0] if row else None, row[4] if len(row) > 4 else None) for row in values]
+
+
+def _refs(rows: range) -> list[CellWrite]:
+    return [CellWrite(1, 5, "ref"), *(CellWrite(r, 5, f"ref-{r}") for r in rows)]
+
+
+@pytest.mark.parametrize("status", [500, 429, 503])
+def test_a_retried_write_goes_to_where_the_rows_are_now(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend], status: int
+) -> None:
+    key = orders(sheets_api, [["https://a", 1], ["https://b", 2], ["https://c", 3]])
+    backend = open_sheet(key)
+    backend.read()
+    sheets_api.reset_calls()
+    # A person inserts a row above while the write waits for its second try.
+    insert = lambda: sheets_api.insert_rows(key, "Orders", 2, [["https://new", 9]])  # noqa: E731
+    sheets_api.fail_next(status=status, kind="values.batchUpdate", edit=insert)
+    backend.write(_refs(range(2, 5)))
+
+    assert _links_and_refs(sheets_api, key) == [
+        ("link", "ref"),
+        ("https://new", None),
+        ("https://a", "ref-2"),
+        ("https://b", "ref-3"),
+        ("https://c", "ref-4"),
+    ]
+    assert sheets_api.calls == Counter({"values.batchUpdate": 2, "values.batchGet": 1})
+    assert backend.changed_since_read()  # the caller's row numbers are out of date now
+
+
+def test_a_retry_when_nobody_moved_rows_writes_the_same_cells(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [["https://a", 1], ["https://b", 2], ["https://c", 3]])
+    backend = open_sheet(key)
+    backend.read()
+    sheets_api.reset_calls()
+    edit = lambda: sheets_api.set_cell(key, "Orders", 4, 4, "a note")  # noqa: E731
+    sheets_api.fail_next(status=500, kind="values.batchUpdate", edit=edit)
+    backend.write(_refs(range(2, 4)))
+    assert _links_and_refs(sheets_api, key) == [
+        ("link", "ref"),
+        ("https://a", "ref-2"),
+        ("https://b", "ref-3"),
+        ("https://c", None),
+    ]
+    bodies = [r.json() for r in sheets_api.requests if r.kind == "values.batchUpdate"]
+    assert bodies[0] == bodies[1]
+    assert backend.changed_since_read()  # the note is someone else's edit
+
+
+def test_each_part_of_a_split_write_goes_to_where_the_rows_are_now(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [[f"https://x/{r}"] for r in range(2, 42)])
+    backend = open_sheet(key)
+    backend.read()
+    backend.max_body_bytes = 400
+    cells = [CellWrite(r, 5, f"ref-{r}") for r in range(2, 42, 2)]  # every other row: one range each
+    sheets_api.reset_calls()
+    # Right after the first part lands, a person inserts two rows at the top.
+    insert = lambda: sheets_api.insert_rows(key, "Orders", 2, [["https://new1"], ["https://new2"]])  # noqa: E731
+    sheets_api.fail_next(status=None, kind="values.batchUpdate", edit=insert)
+    backend.write(cells)
+
+    written = {link: ref for link, ref in _links_and_refs(sheets_api, key)[1:] if ref}
+    assert written == {f"https://x/{r}": f"ref-{r}" for r in range(2, 42, 2)}
+    parts = sheets_api.calls["values.batchUpdate"]
+    assert parts > 2
+    assert sheets_api.calls["values.batchGet"] == parts - 1  # one check before each next part
+
+
+def test_a_row_edited_or_deleted_during_a_retry_is_left_alone(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [["https://a", 1], ["https://b", 2], ["https://c", 3], ["https://d", 4]])
+    backend = open_sheet(key)
+    backend.read()
+
+    def edit() -> None:
+        sheets_api.delete_rows(key, "Orders", 3)  # https://b
+        sheets_api.set_cell(key, "Orders", 3, 2, 30)  # https://c, now row 3: its quantity
+
+    sheets_api.fail_next(status=500, kind="values.batchUpdate", edit=edit)
+    with pytest.raises(RowsNotFound) as raised:
+        backend.write(_refs(range(2, 6)))
+    assert raised.value.rows == (3, 4)
+    assert str(raised.value) == (
+        f"{backend.description}: rows 3, 4 were moved or edited while results were being written "
+        "and were not found again: their cells were not written (every other cell was)"
+    )
+    assert _links_and_refs(sheets_api, key) == [
+        ("link", "ref"),
+        ("https://a", "ref-2"),
+        ("https://c", None),
+        ("https://d", "ref-5"),
+    ]
+
+
+def test_identical_rows_are_relocated_only_when_none_was_added_or_removed(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    same = ["https://same", 1]
+    key = orders(sheets_api, [same, same, ["https://other", 2]])
+    backend = open_sheet(key)
+    backend.read()
+    sheets_api.fail_next(
+        status=500, kind="values.batchUpdate", edit=lambda: sheets_api.insert_rows(key, "Orders", 2, [same])
+    )
+    with pytest.raises(RowsNotFound) as raised:
+        backend.write(_refs(range(2, 5)))
+    assert raised.value.rows == (2, 3)
+    assert _links_and_refs(sheets_api, key)[1:] == [
+        ("https://same", None),
+        ("https://same", None),
+        ("https://same", None),
+        ("https://other", "ref-4"),
+    ]
+
+
+def test_a_header_changed_during_a_retry_stops_the_write(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [["https://a", 1]])
+    backend = open_sheet(key)
+    backend.read()
+    edit = lambda: sheets_api.set_cell(key, "Orders", 1, 2, "qty")  # noqa: E731
+    sheets_api.fail_next(status=500, kind="values.batchUpdate", edit=edit)
+    with pytest.raises(SheetChanged, match=r"the header row changed while results were being written"):
+        backend.write(_refs(range(2, 3)))
+    assert sheets_api.values(key, "Orders") == [["link", "qty", "total", "note"], ["https://a", 1]]
 
 
 # --- changed_since_read ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 from sheetorders.errors import SheetError
 from sheetorders.sheets.base import Cell, CellWrite, SheetTable
-from sheetorders.sheets.files import LocalFileBackend, atomic_write, file_stamp, is_url, read_unlocked
+from sheetorders.sheets.files import LocalFileBackend, is_url, read_unlocked
 
 BOM = "\ufeff"
 
@@ -102,9 +102,5 @@ class CsvBackend(LocalFileBackend):
         if self._bom:
             out.write(BOM)
         csv.writer(out, delimiter=self._delimiter, lineterminator=self._newline).writerows(rows)
-        try:
-            atomic_write(self.path, lambda handle: handle.write(out.getvalue().encode("utf-8")))
-        except BaseException:
-            self._stamp = None  # the rows in memory hold unsaved cells: make the pipeline re-read
-            raise
-        self._stamp = file_stamp(self.path)
+        data = out.getvalue().encode("utf-8")
+        self._save(lambda handle: handle.write(data))

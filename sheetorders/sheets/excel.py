@@ -33,7 +33,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetorders.errors import SheetError, SheetNotWritable
 from sheetorders.sheets.base import Cell, CellWrite, SheetTable, a1, cells_are
-from sheetorders.sheets.files import LocalFileBackend, atomic_write, file_stamp, is_url, read_unlocked
+from sheetorders.sheets.files import LocalFileBackend, is_url, read_unlocked
 
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -205,12 +205,7 @@ class ExcelBackend(LocalFileBackend):
             ):
                 cell.font = copy(header_font)
 
-        try:
-            atomic_write(self.path, workbook.save)
-        except BaseException:
-            self._stamp = None  # the workbook in memory holds unsaved cells: make the pipeline re-read
-            raise
-        self._stamp = file_stamp(self.path)
+        self._save(workbook.save)
         self._header_count = max(
             self._header_count,
             max((w.column for w in cells if w.row == 1 and w.value is not None), default=0),

@@ -10,23 +10,27 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from sheetorders.errors import SheetError, SheetLocked, SheetNotWritable
+from sheetorders.errors import SheetChanged, SheetError, SheetLocked, SheetNotWritable
 from sheetorders.sheets.base import SheetBackend
 
-FileStamp = tuple[int, int]
+# (mtime_ns, size, inode): a file replaced by a copy of the same size and time is a change too.
+FileStamp = tuple[int, int, int]
 
 
 def is_url(source: str) -> bool:
     return "://" in source
 
 
+def _stamp(st: os.stat_result) -> FileStamp:
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def file_stamp(path: Path) -> FileStamp | None:
-    """(mtime_ns, size) of `path`, or None when it does not exist."""
+    """The stamp of `path`, or None when it does not exist."""
     try:
-        st = path.stat()
+        return _stamp(path.stat())
     except FileNotFoundError:
         return None
-    return st.st_mtime_ns, st.st_size
 
 
 def check_not_locked(path: Path) -> None:
@@ -116,12 +120,16 @@ def check_can_replace(path: Path) -> None:
         )
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Replace `path` with what `write` puts into a binary file, all or nothing.
+def atomic_write(
+    path: Path, write: Callable[[IO[bytes]], object], before_replace: Callable[[], None] | None = None
+) -> FileStamp:
+    """Replace `path` with what `write` puts into a binary file, all or nothing; returns the
+    stamp of the new file.
 
     The new content goes to a temporary file in the same folder (so the final
     rename stays on one file system), is flushed to disk, gets the original's
-    permission bits, and then replaces the original. On any failure the
+    permission bits, and then replaces the original; `before_replace` runs just
+    before that rename and may refuse it by raising. On any failure the
     original is untouched and the temporary file removed.
     """
     try:
@@ -141,6 +149,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         try:
             os.chmod(temp, stat.S_IMODE(original.st_mode))
             _copy_owner(temp, original)
+            stamp = _stamp(temp.stat())
+            if before_replace is not None:
+                before_replace()
             os.replace(temp, path)
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -148,6 +159,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except OSError as exc:
         raise SheetError(f"cannot save {path}: {exc.strerror or exc}") from exc
     _fsync_folder(path.parent)
+    return stamp
 
 
 def _copy_owner(temp: Path, original: os.stat_result) -> None:
@@ -179,7 +191,7 @@ def read_unlocked(path: Path) -> tuple[FileStamp, bytes]:
         raise SheetError(f"{path} not found") from exc
     except OSError as exc:
         raise SheetError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return (st.st_mtime_ns, st.st_size), data
+    return _stamp(st), data
 
 
 class LocalFileBackend(SheetBackend):
@@ -207,6 +219,15 @@ class LocalFileBackend(SheetBackend):
         check_not_locked(self.path)
         check_can_replace(self.path)
         if self.changed_since_read():
-            raise SheetError(
+            raise SheetChanged(
                 f"{self.path} changed since it was read: read it again before writing (nothing was written)"
             )
+
+    def _save(self, write: Callable[[IO[bytes]], object]) -> None:
+        """Save what `write` produces over the file, checked again (`_check_before_save`) just
+        before it replaces the file, so that a change made while it was being written is kept."""
+        try:
+            self._stamp = atomic_write(self.path, write, before_replace=self._check_before_save)
+        except BaseException:
+            self._stamp = None  # what is in memory holds unsaved cells: the caller must read again
+            raise

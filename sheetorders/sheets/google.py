@@ -26,6 +26,7 @@ import math
 import os
 import re
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -43,9 +44,10 @@ from google.auth.transport.requests import AuthorizedSession
 from google.auth.transport.requests import Request as AuthRequest
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
+from gspread.urls import SPREADSHEET_VALUES_BATCH_UPDATE_URL
 from gspread.utils import convert_credentials
 
-from sheetorders.errors import SheetError, SheetNotWritable
+from sheetorders.errors import RowsNotFound, SheetChanged, SheetError, SheetNotWritable
 from sheetorders.retry_after import parse_retry_after
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, cells_are, column_letter
 
@@ -146,8 +148,9 @@ class RetryingHTTPClient(HTTPClient):
 
     Retries 429 (waiting at least its Retry-After), 500/502/503/504 and connection errors,
     with exponential backoff and jitter; gives up after `attempts` tries, or at once when
-    Retry-After asks for more than `max_wait`. Every request the Sheets API gets is
-    idempotent here (reads, and writes of fixed values to fixed cells), so retrying is safe.
+    Retry-After asks for more than `max_wait`. Reads and metadata changes are safe to repeat
+    as they are; writes of values are not (a person may move rows between two tries), so the
+    backend sends those with `request_once` under `retrying()` and checks the rows between tries.
     """
 
     def __init__(
@@ -189,6 +192,20 @@ class RetryingHTTPClient(HTTPClient):
         after = _retry_after(error) if error is not None else None
         return after is not None and after > self.max_wait
 
+    def retrying(self) -> tenacity.Retrying:
+        """The retry policy of every request, for a caller that makes its own tries."""
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_transient),
+            stop=self._stop,
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    def request_once(self, method: str, endpoint: str, json: Mapping[str, Any]) -> requests.Response:
+        """One try, no retry (APIError on an error answer)."""
+        return super().request(method, _rerouted(endpoint, self.endpoint, (GOOGLE_API,)), json=json)
+
     def request(
         self,
         method: str,
@@ -200,13 +217,7 @@ class RetryingHTTPClient(HTTPClient):
         headers: Any = None,
     ) -> requests.Response:
         endpoint = _rerouted(endpoint, self.endpoint, (GOOGLE_API,))
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_transient),
-            stop=self._stop,
-            wait=self._wait,
-            sleep=self.sleep,
-            reraise=True,
-        )
+        retrying = self.retrying()
         try:
             return retrying(
                 super().request,
@@ -277,6 +288,13 @@ class _Block:
     col0: int
     values: list[list[Any]]
 
+    def cells(self) -> list[CellWrite]:
+        return [
+            CellWrite(self.row0 + i, self.col0 + j, value)
+            for i, row in enumerate(self.values)
+            for j, value in enumerate(row)
+        ]
+
     def a1(self) -> str:
         row1 = self.row0 + len(self.values) - 1
         col1 = self.col0 + len(self.values[0]) - 1
@@ -318,17 +336,117 @@ def _blocks(cells: list[CellWrite]) -> list[_Block]:
     return blocks
 
 
-def _chunks(data: list[dict[str, Any]], limit: int) -> list[list[dict[str, Any]]]:
-    chunks: list[list[dict[str, Any]]] = [[]]
+@dataclass
+class _Chunk:
+    """Cells sent in one values:batchUpdate, and their ranges, as the write named them."""
+
+    cells: list[CellWrite]
+    data: list[dict[str, Any]]
+
+
+def _data(tab: str, cells: list[CellWrite]) -> list[dict[str, Any]]:
+    return [{"range": f"{tab}!{block.a1()}", "values": block.values} for block in _blocks(cells)]
+
+
+def _chunks(tab: str, cells: list[CellWrite], limit: int) -> list[_Chunk]:
+    """The cells as whole rectangles, in chunks whose request body stays under `limit` bytes."""
+    chunks = [_Chunk([], [])]
     size = 0
-    for item in data:
+    for block in _blocks(cells):
+        item = {"range": f"{tab}!{block.a1()}", "values": block.values}
         item_size = len(json.dumps(item, ensure_ascii=False).encode("utf-8")) + 2
-        if chunks[-1] and size + item_size > limit:
-            chunks.append([])
+        if chunks[-1].data and size + item_size > limit:
+            chunks.append(_Chunk([], []))
             size = 0
-        chunks[-1].append(item)
+        chunks[-1].data.append(item)
+        chunks[-1].cells.extend(block.cells())
         size += item_size
     return chunks
+
+
+# --- keeping a write on its rows ----------------------------------------------------------
+
+
+def _identity(row: list[Cell], skip: frozenset[int]) -> tuple[Cell, ...]:
+    """A row's cells outside the columns `skip` (the ones being written), trailing empties trimmed."""
+    values = [None if column in skip else value for column, value in enumerate(row, start=1)]
+    while values and values[-1] is None:
+        values.pop()
+    return tuple(values)
+
+
+def _relocated(
+    old: list[list[Cell]], new: list[list[Cell]], rows: list[int], skip: frozenset[int]
+) -> dict[int, int | None]:
+    """Where each of `rows` (numbered as in `old`) is in `new`: the row with the same cells
+    outside `skip`, in order among equal ones; None when not found, or when rows equal to it
+    were added or removed (which one is which is then a guess)."""
+    before: dict[tuple[Cell, ...], list[int]] = defaultdict(list)
+    after: dict[tuple[Cell, ...], list[int]] = defaultdict(list)
+    for table, groups in ((old, before), (new, after)):
+        for number, row in enumerate(table[1:], start=2):
+            groups[_identity(row, skip)].append(number)
+    rank = {number: i for numbers in before.values() for i, number in enumerate(numbers)}
+    moves: dict[int, int | None] = {1: 1}
+    for row in rows:
+        if row == 1:
+            continue
+        key = _identity(old[row - 1], skip) if row <= len(old) else None
+        if key is None or len(before[key]) != len(after.get(key, ())):
+            moves[row] = None
+        else:
+            moves[row] = after[key][rank[row]]
+    return moves
+
+
+class _RowGuard:
+    """Keeps one write on the rows it was meant for while people edit the sheet.
+
+    Before each retry and each next chunk the tab is read again, and every row of the write
+    is looked for by its cells outside the written columns (which neither this write nor a
+    failed try that landed anyway can change) as they were when the caller read the sheet.
+    """
+
+    def __init__(self, basis: SheetTable | None, cells: list[CellWrite]) -> None:
+        self.basis = basis  # what the write's row numbers refer to; None: nothing was read
+        self.skip = frozenset(cell.column for cell in cells)
+        self.rows = sorted({cell.row for cell in cells})
+        self.moves: dict[int, int | None] | None = None  # None: every row is where it was
+        self.moved = False  # some check found rows elsewhere
+
+    def recheck(self, fresh: SheetTable, description: str) -> None:
+        if self.basis is None:
+            return
+        old = [self.basis.headers, *self.basis.rows]
+        new = [fresh.headers, *fresh.rows]
+
+        def at(table: list[list[Cell]], row: int) -> tuple[Cell, ...]:
+            return _identity(table[row - 1], self.skip) if row <= len(table) else ()
+
+        if at(old, 1) != at(new, 1):
+            raise SheetChanged(
+                f"{description}: the header row changed while results were being written; "
+                "the rest of them was not written"
+            )
+        if all(at(old, row) == at(new, row) for row in self.rows):
+            self.moves = None
+        else:
+            self.moves = _relocated(old, new, self.rows, self.skip)
+            self.moved = True
+
+    def place(self, cells: list[CellWrite]) -> tuple[list[CellWrite], set[int]]:
+        """The cells moved to where their rows are now (the same list when none moved), and the
+        rows not found."""
+        if self.moves is None:
+            return cells, set()
+        placed, lost = [], set()
+        for cell in cells:
+            row = self.moves.get(cell.row)
+            if row is None:
+                lost.add(cell.row)
+            else:
+                placed.append(cell if row == cell.row else CellWrite(row, cell.column, cell.value))
+        return placed, lost
 
 
 def _tries(count: int) -> str:
@@ -636,25 +754,66 @@ class GoogleSheetsBackend(SheetBackend):
             )
 
     def write(self, cells: list[CellWrite]) -> None:
+        """Write the cells in one values:batchUpdate (RAW), in several when the body would be
+        too big, adding rows and columns to the grid when needed.
+
+        Between the read and a retry (after 429/5xx) or the next part, a person may have
+        inserted, deleted or sorted rows: the tab is then read again first (one
+        values:batchGet) and each cell goes to where its row is now. A row not found again
+        is not written, and RowsNotFound names it once every other cell is; a changed header
+        row stops the write (SheetChanged). A write that needs no retry costs no read. Without
+        a `read` first there is nothing to compare with, and tries are repeated as they are.
+        """
         self._fresh = None
         if not cells:
             return
         tab = quote_tab(self._tab_name())
-        http = self._client()
-        data = [{"range": f"{tab}!{block.a1()}", "values": block.values} for block in _blocks(cells)]
-        for chunk in _chunks(data, self.max_body_bytes):
-            body = {"valueInputOption": "RAW", "data": chunk}
+        guard = _RowGuard(self._last, cells)
+        lost: set[int] = set()
+        for index, chunk in enumerate(_chunks(tab, cells, self.max_body_bytes)):
             try:
-                self._call("write", http.values_batch_update, self.key, body)
+                placed, missing = self._call("write", self._send, tab, chunk, guard, index > 0)
             except _GridTooSmall:
                 self._grow(max(c.row for c in cells), max(c.column for c in cells))
                 try:
-                    self._call("write", http.values_batch_update, self.key, body)
+                    placed, missing = self._call("write", self._send, tab, chunk, guard, True)
                 except _GridTooSmall as error:
                     raise SheetError(f"cannot write past the end of the sheet: {error}") from None
-        if self._last is not None:
-            for cell in cells:
-                _put(self._last, cell.row, cell.column, _from_json(_to_json(cell.value)))
+            lost |= missing
+            if self._last is not None and not guard.moved:
+                for cell in placed:
+                    _put(self._last, cell.row, cell.column, _from_json(_to_json(cell.value)))
+        if guard.moved:
+            self._last = None  # the caller's row numbers are out of date: changed_since_read says so
+        if lost:
+            rows = ", ".join(str(row) for row in sorted(lost))
+            raise RowsNotFound(
+                f"{self.description}: rows {rows} were moved or edited while results were being "
+                "written and were not found again: their cells were not written (every other cell was)",
+                tuple(sorted(lost)),
+            )
+
+    def _send(
+        self, tab: str, chunk: _Chunk, guard: _RowGuard, check_first: bool
+    ) -> tuple[list[CellWrite], set[int]]:
+        """Send one chunk, trying again on 429/5xx; the rows are checked before every try but a
+        first one with `check_first` false. Returns the cells as placed and the rows not found."""
+        http = self._client()
+        url = SPREADSHEET_VALUES_BATCH_UPDATE_URL % self.key
+        retrying = http.retrying()
+        placed, lost = chunk.cells, set[int]()
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if guard.basis is not None and (check_first or attempt.retry_state.attempt_number > 1):
+                        guard.recheck(self._fetch(), self.description)
+                        placed, lost = guard.place(chunk.cells)
+                    data = chunk.data if placed is chunk.cells else _data(tab, placed)
+                    if data:
+                        http.request_once("post", url, json={"valueInputOption": "RAW", "data": data})
+        finally:
+            http.last_attempts = int(retrying.statistics.get("attempt_number", 1))
+        return placed, lost
 
     def _grow(self, rows: int, columns: int) -> None:
         """Add rows/columns to the tab's grid so that (rows, columns) fits (Google does not)."""

@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from http import HTTPStatus
@@ -396,6 +396,7 @@ class _Fault:
     delay: float
     disconnect: bool
     message: str | None
+    edit: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -527,6 +528,13 @@ class FakeSheetsServer:
             found.rows[at_row - 1 : at_row - 1] = [[_seed(v) for v in row] for row in rows]
             found.row_count += len(rows)
 
+    def delete_rows(self, spreadsheet_id: str, tab: str, at_row: int, count: int = 1) -> None:
+        """Delete `count` rows from sheet row `at_row` on (a person's edit); the rows below move up."""
+        with self._lock:
+            found = self._tab(spreadsheet_id, tab)
+            del found.rows[at_row - 1 : at_row - 1 + count]
+            found.row_count -= count
+
     def set_cell(self, spreadsheet_id: str, tab: str, row: int, column: int, value: Any) -> None:
         """Set one cell as a person typing it would ("=..." is a formula)."""
         with self._lock:
@@ -565,15 +573,19 @@ class FakeSheetsServer:
         delay: float = 0.0,
         disconnect: bool = False,
         message: str | None = None,
+        edit: Callable[[], None] | None = None,
     ) -> None:
         """Make the next `count` API requests (of `kind`, e.g. "values.batchGet"; default any
         but "token") fail with `status`, optionally sending `Retry-After: retry_after`.
 
         `delay` waits before answering (for timeouts; with `status=None` the request then
-        succeeds); `disconnect` closes the connection without an answer.
+        succeeds); `disconnect` closes the connection without an answer. `edit` runs once the
+        request is handled and before it is answered: a person's edit at that moment, e.g.
+        `edit=lambda: fake.insert_rows(key, "Orders", 2, [["new"]])` (after the write of a
+        request that succeeds, or instead of the write of one that fails).
         """
         with self._lock:
-            self._faults.append(_Fault(status, count, retry_after, kind, delay, disconnect, message))
+            self._faults.append(_Fault(status, count, retry_after, kind, delay, disconnect, message, edit))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -614,6 +626,19 @@ class FakeSheetsServer:
             self.calls[kind] += 1
             self.requests.append(RecordedRequest(method, split.path, kind, query, body))
         fault = self._take_fault(kind)
+        answer = self._answer(fault, route, headers, query, body)
+        if fault is not None and fault.edit is not None:
+            fault.edit()
+        return answer
+
+    def _answer(
+        self,
+        fault: _Fault | None,
+        route: tuple[str, str, str] | None,
+        headers: Mapping[str, str],
+        query: dict[str, list[str]],
+        body: bytes,
+    ) -> tuple[int, dict[str, str], Any]:
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
