@@ -10,11 +10,11 @@ FINAL_REFILL_STATUSES = frozenset({"completed", "rejected", "canceled", "cancell
 
 
 def is_final_order_status(status: str | None) -> bool:
-    return bool(status) and status.strip().lower() in FINAL_ORDER_STATUSES
+    return status is not None and status.strip().lower() in FINAL_ORDER_STATUSES
 
 
 def is_final_refill_status(status: str | None) -> bool:
-    return bool(status) and status.strip().lower() in FINAL_REFILL_STATUSES
+    return status is not None and status.strip().lower() in FINAL_REFILL_STATUSES
 
 
 @dataclass(frozen=True)

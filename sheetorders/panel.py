@@ -118,7 +118,7 @@ class _Backoff(wait_base):
 
     def __call__(self, retry_state: RetryCallState) -> float:
         p = self.policy
-        backoff = min(p.maximum, p.initial * 2 ** (retry_state.attempt_number - 1))
+        backoff = min(p.maximum, p.initial * 2.0 ** (retry_state.attempt_number - 1))
         backoff = min(p.maximum, backoff * (1 + random.uniform(0, p.jitter)))
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         retry_after = exc.retry_after if isinstance(exc, RateLimited) else None

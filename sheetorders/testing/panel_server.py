@@ -108,37 +108,39 @@ DEFAULT_HTML = (
 )
 
 
+def _catalog_entry(
+    sid: int | str,
+    name: str,
+    stype: str,
+    category: str,
+    rate: str,
+    lo: int,
+    hi: int,
+    *,
+    refill: bool = False,
+    cancel: bool = False,
+    dripfeed: bool | None = False,
+) -> dict[str, Any]:
+    """One service as the `services` action returns it (None: no `dripfeed` field at all)."""
+    item: dict[str, Any] = {
+        "service": sid,
+        "name": name,
+        "type": stype,
+        "category": category,
+        "rate": rate,
+        "min": str(lo),
+        "max": str(hi),
+        "refill": refill,
+        "cancel": cancel,
+    }
+    if dripfeed is not None:
+        item["dripfeed"] = dripfeed
+    return item
+
+
 def default_catalog() -> list[dict[str, Any]]:
     """One service or more of every type, as the `services` action returns them (numbers as strings)."""
-
-    def svc(
-        sid: int | str,
-        name: str,
-        stype: str,
-        category: str,
-        rate: str,
-        lo: int,
-        hi: int,
-        *,
-        refill: bool = False,
-        cancel: bool = False,
-        dripfeed: bool | None = False,
-    ) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "service": sid,
-            "name": name,
-            "type": stype,
-            "category": category,
-            "rate": rate,
-            "min": str(lo),
-            "max": str(hi),
-            "refill": refill,
-            "cancel": cancel,
-        }
-        if dripfeed is not None:
-            item["dripfeed"] = dripfeed
-        return item
-
+    svc = _catalog_entry
     return [
         svc(1, "Instagram Likes | Real | Drip-feed", "Default", "Instagram Likes", "0.90", 10, 50000,
             dripfeed=True),
@@ -579,79 +581,22 @@ class PanelServer:
         return 200, {"balance": _money(self.ledger.balance), "currency": self.currency}
 
     def _add(self, form: dict[str, str]) -> tuple[int, Any]:
-        service = self._services.get(form.get("service", "").strip())
-        if service is None:
-            return self._error(ERR_SERVICE)
-        stype = str(service.get("type") or "Default")
-        required = SERVICE_TYPES.get(stype, SERVICE_TYPES["Default"])
-        if any(not form.get(name, "").strip() for name in required):
-            return self._error(ERR_REQUEST)
-        link = form.get("link", "").strip() if "link" in required else None
-        if link is not None and not _LINK.fullmatch(link):
-            return self._error(ERR_LINK)
-        lo, hi = int(service["min"]), int(service["max"])
-        rate = Decimal(str(service["rate"]))
-
-        runs, interval = 1, 0
-        if form.get("runs", "").strip() or form.get("interval", "").strip():
-            runs_i, interval_i = _to_int(form.get("runs")), _to_int(form.get("interval"))
-            if (
-                stype not in DRIPFEED_TYPES
-                or service.get("dripfeed") is False
-                or runs_i is None
-                or interval_i is None
-                or runs_i < 1
-                or interval_i < 1
-            ):
-                return self._error(ERR_REQUEST)
-            runs, interval = runs_i, interval_i
-
-        if stype in PACKAGE_TYPES:
-            quantity, charge = 1, rate
-        elif stype == "Subscriptions":
-            sub_min, sub_max = _to_int(form.get("min")), _to_int(form.get("max"))
-            delay, posts = _to_int(form.get("delay")), _to_int(form.get("posts") or "1")
-            if sub_min is None or sub_max is None or delay is None or delay < 0 or posts is None or posts < 1:
-                return self._error(ERR_REQUEST)
-            if sub_min > sub_max:
-                return self._error(ERR_REQUEST)
-            if sub_min < lo:
-                return self._error(f"Quantity less than minimal {lo}")
-            if sub_max > hi:
-                return self._error(f"Quantity more than maximal {hi}")
-            quantity, charge = sub_max, rate * sub_max * posts / 1000
-        else:
-            if stype in LINE_COUNT_TYPES:
-                quantity = len([x for x in form[LINE_COUNT_TYPES[stype]].splitlines() if x.strip()])
-            else:
-                parsed = _to_int(form.get("quantity"))
-                if parsed is None:
-                    return self._error(ERR_REQUEST)
-                quantity = parsed
-            if quantity < lo:
-                return self._error(f"Quantity less than minimal {lo}")
-            if quantity > hi:
-                return self._error(f"Quantity more than maximal {hi}")
-            charge = rate * quantity * runs / 1000
-        charge = charge.quantize(_Q7, rounding=ROUND_HALF_UP)
-
-        link_key = (str(service["service"]), link if link is not None else form.get("username", "").strip())
-        holder = self._active_links.get(link_key)
-        if holder is not None and not self.ledger.orders[holder].is_final:
-            return self._error(ERR_ACTIVE)
-        if charge > self.ledger.balance:
-            return self._error(ERR_FUNDS)
-
-        oid = str(self._next_order)
-        index = self._next_order - FIRST_ORDER_ID
-        self._next_order += 1
-        partial = (
-            (index + self.seed) % PARTIAL_EVERY == PARTIAL_EVERY - 1
-            and quantity >= 2
-            and stype not in PACKAGE_TYPES
-        )
-        self.ledger.orders[oid] = LedgerOrder(
-            id=oid,
+        """Validate an order as a real panel does, then charge it and put it on the ledger."""
+        try:
+            service, stype, link = self._add_target(form)
+            runs, interval = _dripfeed(form, service, stype)
+            quantity, charge = _quantity_and_charge(form, service, stype, runs)
+            target = link if link is not None else form.get("username", "").strip()
+            link_key = (str(service["service"]), target)
+            holder = self._active_links.get(link_key)
+            if holder is not None and not self.ledger.orders[holder].is_final:
+                raise _Refused(ERR_ACTIVE)
+            if charge > self.ledger.balance:
+                raise _Refused(ERR_FUNDS)
+        except _Refused as refused:
+            return self._error(str(refused))
+        order = LedgerOrder(
+            id=str(self._next_order),
             service=str(service["service"]),
             type=stype,
             link=link,
@@ -661,14 +606,41 @@ class PanelServer:
             interval=interval,
             charge=charge,
             created=self.now(),
-            ends_partial=partial,
+            ends_partial=False,
             remains=quantity,
             link_key=link_key,
         )
-        self.ledger.balance -= charge
-        heapq.heappush(self._due, (self.ledger.orders[oid].created + PENDING_SECONDS, index, oid))
-        self._active_links[link_key] = oid
-        return 200, {"order": oid if self.profile == "alt" else int(oid)}
+        self._place(order)
+        return 200, {"order": order.id if self.profile == "alt" else int(order.id)}
+
+    def _add_target(self, form: dict[str, str]) -> tuple[dict[str, Any], str, str | None]:
+        """The service ordered, its type, and the link (None for types without one)."""
+        service = self._services.get(form.get("service", "").strip())
+        if service is None:
+            raise _Refused(ERR_SERVICE)
+        stype = str(service.get("type") or "Default")
+        required = SERVICE_TYPES.get(stype, SERVICE_TYPES["Default"])
+        if any(not form.get(name, "").strip() for name in required):
+            raise _Refused(ERR_REQUEST)
+        link = form.get("link", "").strip() if "link" in required else None
+        if link is not None and not _LINK.fullmatch(link):
+            raise _Refused(ERR_LINK)
+        return service, stype, link
+
+    def _place(self, order: LedgerOrder) -> None:
+        """Take the next order ID, charge the order and schedule its progress."""
+        index = self._next_order - FIRST_ORDER_ID
+        self._next_order += 1
+        order.ends_partial = (
+            (index + self.seed) % PARTIAL_EVERY == PARTIAL_EVERY - 1
+            and order.quantity >= 2
+            and order.type not in PACKAGE_TYPES
+        )
+        self.ledger.orders[order.id] = order
+        self.ledger.balance -= order.charge
+        heapq.heappush(self._due, (order.created + PENDING_SECONDS, index, order.id))
+        if order.link_key is not None:
+            self._active_links[order.link_key] = order.id
 
     def _status_obj(self, order: LedgerOrder) -> dict[str, str]:
         self._touch(order)
@@ -827,6 +799,70 @@ class PanelServer:
     def _retire(self, order: LedgerOrder) -> None:
         if order.link_key is not None and self._active_links.get(order.link_key) == order.id:
             del self._active_links[order.link_key]
+
+
+class _Refused(Exception):
+    """An `add` the panel refuses; the message is the panel's error string."""
+
+
+def _dripfeed(form: dict[str, str], service: dict[str, Any], stype: str) -> tuple[int, int]:
+    """(runs, interval) of the order: (1, 0) unless it asks for drip-feed, which must be valid."""
+    if not (form.get("runs", "").strip() or form.get("interval", "").strip()):
+        return 1, 0
+    runs, interval = _to_int(form.get("runs")), _to_int(form.get("interval"))
+    if (
+        stype not in DRIPFEED_TYPES
+        or service.get("dripfeed") is False
+        or runs is None
+        or interval is None
+        or runs < 1
+        or interval < 1
+    ):
+        raise _Refused(ERR_REQUEST)
+    return runs, interval
+
+
+def _quantity_and_charge(
+    form: dict[str, str], service: dict[str, Any], stype: str, runs: int
+) -> tuple[int, Decimal]:
+    """The order's quantity, within the service's limits, and its price (7 decimals)."""
+    lo, hi = int(service["min"]), int(service["max"])
+    rate = Decimal(str(service["rate"]))
+    if stype in PACKAGE_TYPES:
+        quantity, charge = 1, rate
+    elif stype == "Subscriptions":
+        quantity, posts = _subscription(form, lo, hi)
+        charge = rate * quantity * posts / 1000
+    else:
+        if stype in LINE_COUNT_TYPES:
+            quantity = len([x for x in form[LINE_COUNT_TYPES[stype]].splitlines() if x.strip()])
+        else:
+            parsed = _to_int(form.get("quantity"))
+            if parsed is None:
+                raise _Refused(ERR_REQUEST)
+            quantity = parsed
+        _within(quantity, quantity, lo, hi)
+        charge = rate * quantity * runs / 1000
+    return quantity, charge.quantize(_Q7, rounding=ROUND_HALF_UP)
+
+
+def _subscription(form: dict[str, str], lo: int, hi: int) -> tuple[int, int]:
+    """(quantity, posts) of a subscription: its max per post, and how many posts."""
+    sub_min, sub_max = _to_int(form.get("min")), _to_int(form.get("max"))
+    delay, posts = _to_int(form.get("delay")), _to_int(form.get("posts") or "1")
+    if sub_min is None or sub_max is None or delay is None or delay < 0 or posts is None or posts < 1:
+        raise _Refused(ERR_REQUEST)
+    if sub_min > sub_max:
+        raise _Refused(ERR_REQUEST)
+    _within(sub_min, sub_max, lo, hi)
+    return sub_max, posts
+
+
+def _within(low: int, high: int, lo: int, hi: int) -> None:
+    if low < lo:
+        raise _Refused(f"Quantity less than minimal {lo}")
+    if high > hi:
+        raise _Refused(f"Quantity more than maximal {hi}")
 
 
 def _to_int(value: str | None) -> int | None:
