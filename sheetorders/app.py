@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import filelock
@@ -20,6 +21,7 @@ from sheetorders.models import Balance, ItemError, OrderStatus, Service
 from sheetorders.panel import ClientFactory, Panels
 from sheetorders.pipeline import PassOptions, run_pass
 from sheetorders.report import PassReport, RunReport
+from sheetorders.stopping import StopSignal
 
 # --- panels ---------------------------------------------------------------------
 
@@ -124,21 +126,44 @@ def run_sheets(
     panels: Panels | None = None,
 ) -> RunReport:
     """One pass over every sheet of the config; a sheet's failure does not stop the others."""
+    _require_sheets(config)
+    with _panels(config, factory, panels) as opened, _journal(config, wait) as journal:
+        return _pass_over_sheets(config, journal, opened, options or PassOptions())
+
+
+def _require_sheets(config: Config) -> None:
     if not config.sheets:
         raise UsageError("the config has no `sheet:` (or `sheets:`) and no --sheet was given")
+
+
+@contextmanager
+def _journal(config: Config, wait: bool) -> Iterator[Journal]:
+    """The config's journal, locked for this process while inside."""
+    with sheet_lock(config.journal, wait), Journal(config.journal) as journal:
+        yield journal
+
+
+@contextmanager
+def _panels(config: Config, factory: ClientFactory | None, panels: Panels | None) -> Iterator[Panels]:
+    """The given panels (left open), or new ones closed afterwards."""
+    if panels is not None:
+        yield panels
+        return
+    with Panels(config, factory) as opened:
+        yield opened
+
+
+def _pass_over_sheets(config: Config, journal: Journal, panels: Panels, options: PassOptions) -> RunReport:
     report = RunReport()
-    own_panels = panels is None
-    panels = panels or Panels(config, factory)
-    try:
-        with sheet_lock(config.journal, wait), Journal(config.journal) as journal:
-            for sheet in config.sheets:
-                try:
-                    report.sheets.append(run_pass(config, sheet, journal, panels, options))
-                except SheetordersError as error:
-                    report.sheets.append(_failed(sheet.label, error))
-    finally:
-        if own_panels:
-            panels.close()
+    for sheet in config.sheets:
+        if options.stopping:
+            break  # nothing new is sent after a stop request, not even to the next sheet
+        try:
+            report.sheets.append(run_pass(config, sheet, journal, panels, options))
+        except SheetordersError as error:
+            report.sheets.append(_failed(sheet.label, error))
+    if options.stopping and options.stop is not None:
+        report.stopped_by = getattr(options.stop, "signum", None) or signal.SIGINT
     return report
 
 
@@ -146,46 +171,46 @@ def _failed(sheet: str, error: SheetordersError) -> PassReport:
     return PassReport(sheet=sheet, failure=error)
 
 
-def parse_interval(text: str) -> float:
-    """`30s`, `10m`, `1h` (or plain seconds) as seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    text = text.strip().lower()
-    try:
-        seconds = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
-    except ValueError:
-        raise UsageError(f"--every: {text!r} is not an interval; use e.g. 30s, 10m or 1h") from None
-    if seconds <= 0:
-        raise UsageError(f"--every: {text!r} must be more than zero")
-    return seconds
-
-
 def sync_every(
     config: Config,
     interval: float,
     on_pass: Callable[[RunReport], None],
-    stop: threading.Event,
+    stop: StopSignal,
     *,
     wait: bool = False,
     factory: ClientFactory | None = None,
     max_passes: int | None = None,
+    options: PassOptions | None = None,
 ) -> RunReport:
-    """Repeat `run_sheets` every `interval` seconds until `stop` is set; return the last report.
+    """Repeat the pass over every sheet every `interval` seconds until `stop` is set; return the
+    last report.
 
-    A stop request lets the current pass finish (its write-back included) and ends
-    before the next one starts.
+    The journal is locked for the life of the loop. A sheet or panel in trouble is reported in
+    that pass's report and tried again the next pass. A stop request ends the loop: during a
+    pass, nothing new is sent and what was placed is written back.
     """
+    _require_sheets(config)
     last = RunReport()
     passes = 0
-    with Panels(config, factory) as panels:
+    with (
+        Panels(config, factory) as panels,
+        sheet_lock(config.journal, wait),
+        Journal(config.journal) as journal,
+    ):
         while not stop.is_set():
             started = time.monotonic()
-            try:
-                last = run_sheets(config, PassOptions(), wait=wait, panels=panels)
-            except (PanelError, LockHeld) as error:
-                last = RunReport([_failed("*", error)])
+            last = _pass_over_sheets(config, journal, panels, replace(options or PassOptions(), stop=stop))
             on_pass(last)
             passes += 1
             if max_passes is not None and passes >= max_passes:
                 break
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+            _wait(stop, max(0.0, interval - (time.monotonic() - started)))
     return last
+
+
+def _wait(stop: StopSignal, seconds: float) -> None:
+    wait = getattr(stop, "wait", None)
+    if wait is not None:
+        wait(seconds)
+    else:
+        time.sleep(seconds)

@@ -10,9 +10,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 from rich.console import Console
@@ -26,7 +27,8 @@ from sheetorders.errors import ExitCode, PanelError, SheetordersError
 from sheetorders.exits import exit_code_of
 from sheetorders.models import ItemError, money
 from sheetorders.pipeline import PassOptions
-from sheetorders.report import RunReport
+from sheetorders.report import PassReport, RunReport
+from sheetorders.stopping import StopRequest, stop_on_signals
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -284,39 +286,95 @@ def balance(as_json: bool) -> None:
 # --- run and sync -----------------------------------------------------------------------
 
 
-def _decimal(ctx: click.Context, param: click.Parameter, value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not an amount; use e.g. 25 or 12.50") from None
-    if amount < 0 or not amount.is_finite():
-        raise click.BadParameter(f"{value!r} must be zero or more")
-    return amount
+class Amount(click.ParamType):  # type: ignore[type-arg]
+    """A sum of money: zero or more."""
+
+    name = "amount"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Decimal:
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            self.fail(f"{value!r} is not an amount; use e.g. 25 or 12.50", param, ctx)
+        if amount < 0 or not amount.is_finite():
+            self.fail(f"{value!r} must be zero or more", param, ctx)
+        return amount
+
+
+class Interval(click.ParamType):  # type: ignore[type-arg]
+    """`30s`, `10m`, `1h` (or plain seconds) as seconds."""
+
+    name = "interval"
+    units: ClassVar[dict[str, int]] = {"s": 1, "m": 60, "h": 3600}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        text = str(value).strip().lower()
+        try:
+            seconds = (
+                float(text[:-1]) * self.units[text[-1]] if text and text[-1] in self.units else float(text)
+            )
+        except ValueError:
+            self.fail(f"{text!r} is not an interval; use e.g. 30s, 10m or 1h", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{text!r} must be more than zero", param, ctx)
+        return seconds
+
+
+def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a pass, the same for `run` and `sync`."""
+    options = [
+        click.option(
+            "--dry-run", is_flag=True, help="Validate and price every row; place nothing, write nothing."
+        ),
+        click.option(
+            "--max-spend", type=Amount(), help="Leave rows for later before this pass's spend exceeds N."
+        ),
+        click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it."),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print the summary as JSON (one line per pass)."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.command()
 @click.option(
     "--sheet", help="The sheet to use instead of the config's (a path, URL, or a configured sheet name)."
 )
-@click.option("--dry-run", is_flag=True, help="Validate and price every row; place nothing, write nothing.")
-@click.option("--max-spend", callback=_decimal, help="Stop before the estimated spend of this run exceeds N.")
-@click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_pass_options
 def run(sheet: str | None, dry_run: bool, max_spend: Decimal | None, wait: bool, as_json: bool) -> None:
     """Validate the sheet's rows, place the new orders, write results back."""
-    config = _config(sheet)
-    report = _with_progress(
-        as_json, lambda progress: app.run_sheets(config, PassOptions(dry_run, max_spend, progress), wait=wait)
-    )
+    _one_pass(_config(sheet), PassOptions(dry_run, max_spend), wait, as_json)
+
+
+def _one_pass(config: Config, options: PassOptions, wait: bool, as_json: bool) -> None:
+    """One pass over every sheet; the first Ctrl-C or SIGTERM stops sending, the second stops at once."""
+    stop = StopRequest()
+
+    def on_first(signum: int) -> None:
+        err_console.print(
+            "stopping: nothing new is sent; writing back what was placed… (again to stop at once)"
+        )
+
+    with stop_on_signals(stop, on_first):
+        options = replace(options, stop=stop)
+        report = _with_progress(
+            as_json,
+            lambda progress: app.run_sheets(config, replace(options, on_progress=progress), wait=wait),
+        )
     _print_report(report, as_json)
+    if report.stopped_by is not None:
+        placed = sum(sheet.ordered for sheet in report.sheets)
+        left = sum(sheet.not_sent for sheet in report.sheets)
+        err_console.print(
+            f"stopped: {placed} order(s) placed and written back, {left} not sent; a later run continues"
+        )
     sys.exit(int(exit_code_of(report)))
 
 
-def _with_progress(
-    quiet: bool, job: Callable[[Callable[[int, int], None] | None], RunReport]
-) -> RunReport:
+def _with_progress(quiet: bool, job: Callable[[Callable[[int, int], None] | None], RunReport]) -> RunReport:
     if quiet or not err_console.is_terminal:
         return job(None)
     with Progress(
@@ -336,30 +394,25 @@ def _with_progress(
 
 @cli.command()
 @click.option("--sheet", help="Only this sheet (a configured sheet name or source, or a path).")
-@click.option("--every", help="Repeat the pass forever at this interval: 30s, 10m, 1h.")
-@click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print each pass's summary as JSON (one line per pass)."
-)
-def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> None:
+@click.option("--every", type=Interval(), help="Repeat the pass forever at this interval: 30s, 10m, 1h.")
+@_pass_options
+def sync(
+    sheet: str | None,
+    every: float | None,
+    dry_run: bool,
+    max_spend: Decimal | None,
+    wait: bool,
+    as_json: bool,
+) -> None:
     """Place ready rows, refresh open orders, send refills and cancels; once or on a schedule."""
     config = _config(sheet)
+    options = PassOptions(dry_run, max_spend)
     if every is None:
-        report = app.run_sheets(config, PassOptions(), wait=wait)
-        _print_report(report, as_json)
-        sys.exit(int(exit_code_of(report)))
+        _one_pass(config, options, wait, as_json)
+        return
 
-    interval = app.parse_interval(every)
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: Any) -> None:
-        if stop.is_set():  # asked twice: stop now; the journal keeps what the pass had sent
-            signal.default_int_handler(signum, frame)
-        err_console.print("stopping after the current pass… (again to stop at once)")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    def on_first(signum: int) -> None:
+        err_console.print("stopping after the current pass has written… (again to stop at once)")
 
     def on_pass(report: RunReport) -> None:
         if as_json:
@@ -369,7 +422,8 @@ def sync(sheet: str | None, every: str | None, wait: bool, as_json: bool) -> Non
                 console.print(escape(_one_line(sheet_report)), soft_wrap=True)
         sys.stdout.flush()
 
-    app.sync_every(config, interval, on_pass, stop, wait=wait)
+    with stop_on_signals(StopRequest(), on_first) as stop:
+        app.sync_every(config, every, on_pass, stop, wait=wait, options=options)
     err_console.print("sync stopped")  # as asked: each pass's own outcome was on its line
 
 
@@ -403,57 +457,61 @@ def _print_report(report: RunReport, as_json: bool) -> None:
             several = len(report.sheets) > 1
             _error(f"{sheet_report.sheet}: {sheet_report.error}" if several else sheet_report.error)
             continue
-        title = f"{sheet_report.sheet}" + (" (dry run: nothing placed)" if sheet_report.dry_run else "")
-        console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)  # a long path would squeeze a table title
-        table = Table(show_header=True)
-        table.add_column("")
-        table.add_column("rows", justify="right")
-        counts = [
-            (
-                "would order" if sheet_report.dry_run else "ordered",
-                len(sheet_report.would_order) if sheet_report.dry_run else sheet_report.ordered,
-            ),
-            ("invalid", sheet_report.invalid),
-            ("rejected", sheet_report.rejected),
-            ("uncertain", sheet_report.uncertain),
-            ("waiting", sheet_report.waiting),
-            ("left for later", sheet_report.held_back),
-            ("recovered from journal", sheet_report.recovered),
-            ("statuses refreshed", sheet_report.refreshed),
-            ("refills sent", sheet_report.refills),
-            ("cancels sent", sheet_report.cancels),
-        ]
-        for label, value in counts:
-            if value or label in ("ordered", "would order", "invalid", "rejected", "uncertain", "waiting"):
-                table.add_row(label, str(value))
-        console.print(table)
-        if sheet_report.spend:
-            spend = Table("panel", "estimated", "actual", "currency", title="spend", title_justify="left")
-            for panel, s in sheet_report.spend.items():
-                spend.add_row(
-                    escape(panel),
-                    money(s.estimated),
-                    "-" if sheet_report.dry_run else money(s.actual),
-                    escape(s.currency),
-                )
-            console.print(spend)
-        if sheet_report.dry_run and sheet_report.would_order:
-            orders = Table("row", "panel", "service", "quantity", "estimated cost", title="would order")
-            for request in sheet_report.would_order:
-                orders.add_row(
-                    str(request.row),
-                    escape(request.panel),
-                    escape(f"{request.service.id} {request.service.name}"),
-                    "" if request.quantity is None else str(request.quantity),
-                    money(request.estimated_cost),
-                )
-            console.print(orders)
-        for problem in sheet_report.problems:
-            console.print(f"  [yellow]![/] {escape(problem)}", soft_wrap=True)
-        for notice in sheet_report.notices:
-            console.print(f"  [cyan]i[/] {escape(notice)}", soft_wrap=True)
-        for message in (*sheet_report.unreachable.values(), *sheet_report.panel_errors.values()):
-            _error(message)
+        _print_sheet_report(sheet_report)
+
+
+def _print_sheet_report(report: PassReport) -> None:
+    title = f"{report.sheet}" + (" (dry run: nothing placed)" if report.dry_run else "")
+    console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)  # a long path would squeeze a table title
+    table = Table(show_header=True)
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    counts = [
+        (
+            "would order" if report.dry_run else "ordered",
+            len(report.would_order) if report.dry_run else report.ordered,
+        ),
+        ("invalid", report.invalid),
+        ("rejected", report.rejected),
+        ("uncertain", report.uncertain),
+        ("waiting", report.waiting),
+        ("left for later", report.held_back),
+        ("recovered from journal", report.recovered),
+        ("statuses refreshed", report.refreshed),
+        ("refills sent", report.refills),
+        ("cancels sent", report.cancels),
+    ]
+    for label, value in counts:
+        if value or label in ("ordered", "would order", "invalid", "rejected", "uncertain", "waiting"):
+            table.add_row(label, str(value))
+    console.print(table)
+    _print_spend(report)
+    for problem in report.problems:
+        console.print(f"  [yellow]![/] {escape(problem)}", soft_wrap=True)
+    for notice in report.notices:
+        console.print(f"  [cyan]i[/] {escape(notice)}", soft_wrap=True)
+    for message in (*report.unreachable.values(), *report.panel_errors.values()):
+        _error(message)
+
+
+def _print_spend(report: PassReport) -> None:
+    if report.spend:
+        spend = Table("panel", "estimated", "actual", "currency", title="spend", title_justify="left")
+        for panel, s in report.spend.items():
+            actual = "-" if report.dry_run else money(s.actual)
+            spend.add_row(escape(panel), money(s.estimated), actual, escape(s.currency))
+        console.print(spend)
+    if report.dry_run and report.would_order:
+        orders = Table("row", "panel", "service", "quantity", "estimated cost", title="would order")
+        for request in report.would_order:
+            orders.add_row(
+                str(request.row),
+                escape(request.panel),
+                escape(f"{request.service.id} {request.service.name}"),
+                "" if request.quantity is None else str(request.quantity),
+                money(request.estimated_cost),
+            )
+        console.print(orders)
 
 
 # --- one-shot commands ------------------------------------------------------------------

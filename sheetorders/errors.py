@@ -29,6 +29,12 @@ class ConfigError(SheetordersError):
     exit_code = ExitCode.USAGE
 
 
+class Terminated(SheetordersError):
+    """A second SIGTERM: stop at once."""
+
+    exit_code = ExitCode.TERMINATED
+
+
 class UsageError(SheetordersError):
     """The command was asked for something that cannot be done (unknown panel name...)."""
 

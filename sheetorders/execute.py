@@ -21,6 +21,7 @@ from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
 from sheetorders.plan import PlannedOrder
 from sheetorders.rows import SheetRow, fingerprint
 from sheetorders.states import EntryState
+from sheetorders.stopping import StopSignal
 
 Progress = Callable[[int, int], None]
 
@@ -36,6 +37,7 @@ class Placement:
     newly_uncertain: bool = False
     journal_error: JournalError | None = None  # placed, but the answer could not be journaled
     skipped: bool = False  # not sent: its panel had stopped taking orders in this pass
+    stopped: bool = False  # not sent: a stop was asked for
     stopped_panel: bool = False  # its answer stopped the orders to its panel
 
     @property
@@ -52,6 +54,7 @@ class OrderSender:
     sheet_key: str
     concurrency: Callable[[str], int]
     on_progress: Progress | None = None
+    stop: StopSignal | None = None
     _done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,7 +75,11 @@ class OrderSender:
 
         def place(order: PlannedOrder) -> Placement:
             try:
-                return Placement(order, skipped=True) if stop.is_set() else self._place(client, order, stop)
+                if self.stop is not None and self.stop.is_set():
+                    return Placement(order, stopped=True)
+                if stop.is_set():
+                    return Placement(order, skipped=True)
+                return self._place(client, order, stop)
             finally:
                 self._tick(total)
 
@@ -102,6 +109,9 @@ class OrderSender:
             estimated_cost=str(request.estimated_cost),
         )
         row.assign_ref(ref)
+        if self.stop is not None and self.stop.is_set():  # asked while the journal was writing
+            self.journal.finish_add(ref, EntryState.NOT_SENT, error="not sent: a stop was asked for")
+            return Placement(order, ref, stopped=True)
         try:
             order_id = client.add(request.service.id, request.fields)
         except PanelError as error:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 from sheetorders.errors import ExitCode, SheetordersError
 from sheetorders.report import PassReport, RunReport
 
@@ -18,6 +20,8 @@ def exit_code_of(outcome: BaseException | PassReport | RunReport | None) -> Exit
     if isinstance(outcome, BaseException):
         return _error_code(outcome)
     if isinstance(outcome, RunReport):
+        if outcome.stopped_by is not None:
+            return ExitCode.TERMINATED if outcome.stopped_by == signal.SIGTERM else ExitCode.INTERRUPTED
         return max((exit_code_of(sheet) for sheet in outcome.sheets), default=ExitCode.OK)
     rows = ExitCode.ROWS_FAILED if outcome.failed else ExitCode.OK
     return max(outcome.worst, outcome.error_code, rows)

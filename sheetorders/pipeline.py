@@ -34,6 +34,7 @@ from sheetorders.rows import (
 )
 from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
+from sheetorders.stopping import StopSignal
 from sheetorders.writeback import write_back
 
 __all__ = [
@@ -52,6 +53,11 @@ class PassOptions:
     dry_run: bool = False
     max_spend: Decimal | None = None
     on_progress: Callable[[int, int], None] | None = None  # (done, total) while submitting
+    stop: StopSignal | None = None  # once set, nothing new is sent; what was placed is written back
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
 
 @dataclass
@@ -115,7 +121,8 @@ def run_pass(
             return work.report
         _place(work, plan)
         _actions(work, read.rows, catalogs)
-        _refresh(work, read.rows, known)
+        if not options.stopping:  # stopping: write back what was placed, without asking more
+            _refresh(work, read.rows, known)
         _write_back(work, backend, read)
     finally:
         backend.close()
@@ -202,6 +209,7 @@ def _place(work: _Pass, plan: Plan) -> None:
         work.key,
         lambda panel: work.config.panel(panel).concurrency,
         work.options.on_progress,
+        work.options.stop,
     )
     for placement in sender.send(plan.orders):
         _count_placement(work, placement)
@@ -209,7 +217,12 @@ def _place(work: _Pass, plan: Plan) -> None:
 
 def _count_placement(work: _Pass, placement: Placement) -> None:
     report, row = work.report, placement.order.row
-    if placement.skipped:
+    if placement.stopped:
+        report.add(Tally.NOT_SENT)
+        row.mark(
+            RowStatus.HELD, "not sent: sheetorders was stopped before sending it; the next run places it"
+        )
+    elif placement.skipped:
         report.add(Tally.HELD_BACK)
     elif placement.order_id is not None:
         report.add(Tally.ORDERED)
@@ -243,7 +256,7 @@ def _actions(work: _Pass, rows: list[SheetRow], catalogs: Catalogs) -> None:
     for row, message in plan.errors:
         _action_error(work, row, message)
     for (panel, action), action_rows in plan.send.items():
-        if work.report.panel_down(panel):
+        if work.report.panel_down(panel) or work.options.stopping:
             continue
         work.asked_after_read = True
         result = send_action(work.journal, work.panels.client(panel), work.key, panel, action, action_rows)

@@ -22,6 +22,7 @@ class Tally(TextEnum):
     UNCERTAIN = "uncertain"
     WAITING = "waiting"
     HELD_BACK = "held_back"  # valid rows left for a later run (funds, max_spend, unreachable panel)
+    NOT_SENT = "not_sent"  # planned orders not sent because a stop was asked for
     RECOVERED = "recovered"  # orders placed earlier whose ID reached the sheet only now
     REFRESHED = "refreshed"
     REFILLS = "refills"
@@ -67,6 +68,7 @@ class PassReport:
     uncertain = _Count(Tally.UNCERTAIN)
     waiting = _Count(Tally.WAITING)
     held_back = _Count(Tally.HELD_BACK)
+    not_sent = _Count(Tally.NOT_SENT)
     recovered = _Count(Tally.RECOVERED)
     refreshed = _Count(Tally.REFRESHED)
     refills = _Count(Tally.REFILLS)
@@ -141,6 +143,7 @@ class RunReport:
     """The outcome of one pass over every configured sheet."""
 
     sheets: list[PassReport] = field(default_factory=list)
+    stopped_by: int | None = None  # the signal that asked the run to stop, if one did
 
     @property
     def exit_code(self) -> ExitCode:
@@ -149,4 +152,8 @@ class RunReport:
         return exit_code_of(self)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"exit_code": int(self.exit_code), "sheets": [report.as_dict() for report in self.sheets]}
+        return {
+            "exit_code": int(self.exit_code),
+            "stopped": self.stopped_by is not None,
+            "sheets": [report.as_dict() for report in self.sheets],
+        }

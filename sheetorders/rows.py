@@ -22,6 +22,8 @@ from sheetorders.sheets.base import SheetBackend, SheetTable
 from sheetorders.states import RETRY, RowStatus
 from sheetorders.validate import is_blank_row
 
+# Statuses of the tool's own that an order (placed or found) replaces.
+_BEFORE_ORDER = (RowStatus.WAITING, RowStatus.HELD, RowStatus.UNCERTAIN)
 CORE_OUTPUT_COLUMNS = OUTPUT_COLUMNS[:9]  # ref .. updated_at; refill columns appear when needed
 STATUS_FIELDS = ("status", "charge", "start_count", "remains", "currency")
 
@@ -79,7 +81,7 @@ class SheetRow:
         """Not ordered yet, and nothing in `status` says to leave it alone."""
         if self.order_id or self.is_blank:
             return False
-        return self.status.lower() in ("", RowStatus.WAITING.lower(), RETRY)
+        return self.status.lower() in ("", RowStatus.WAITING.lower(), RowStatus.HELD.lower(), RETRY)
 
     # --- setters -------------------------------------------------------------
 
@@ -126,7 +128,7 @@ class SheetRow:
     def record_order(self, order_id: str) -> None:
         """An order was placed (or found) for this row."""
         changed = [self._set("order_id", order_id)]
-        if self.status.lower() in ("", RowStatus.WAITING.lower(), RowStatus.UNCERTAIN.lower(), RETRY):
+        if self.status.lower() in ("", *(s.lower() for s in _BEFORE_ORDER), RETRY):
             changed.append(self._set("status", RowStatus.PENDING))
         changed.append(self._set("error", None))
         self._stamp(*changed)

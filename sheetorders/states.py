@@ -23,6 +23,7 @@ class RowStatus(TextEnum):
     REJECTED = "Rejected"
     UNCERTAIN = "Uncertain"
     WAITING = "Waiting"
+    HELD = "Held"  # valid, left for a later pass; `error` says why
     PENDING = "Pending"  # the panel's first status, shown as soon as an order is placed
     CANCEL_REQUESTED = "Cancel requested"
 

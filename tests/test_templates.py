@@ -78,7 +78,7 @@ def test_systemd_long_running_service():
     assert service["Service"]["Restart"] == "on-failure"
     assert service["Service"]["KillSignal"] == "SIGTERM"
     context = parse_cli(shlex.split(service["Service"]["ExecStart"])[1:])
-    assert context.command.name == "sync" and context.params["every"] == "10m"
+    assert context.command.name == "sync" and context.params["every"] == 600  # 10m
 
 
 def test_crontab_line_runs_a_valid_sync_every_ten_minutes():
