@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import secrets
 import shutil
 import stat
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 from openpyxl import Workbook
@@ -17,7 +20,7 @@ from sheetorders.errors import SheetChanged, SheetError, SheetNotWritable
 from sheetorders.sheets import CellWrite
 from sheetorders.sheets.csvfile import CsvBackend
 from sheetorders.sheets.excel import ExcelBackend
-from sheetorders.sheets.files import LocalFileBackend
+from sheetorders.sheets.files import LocalFileBackend, atomic_write
 
 NOBODY = 65534
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -58,6 +61,27 @@ def shared_folder() -> Iterator[Path]:
         for path in [folder, *folder.rglob("*")]:
             subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def tiny_disk() -> Iterator[Path]:
+    """A 256 KiB file system of its own (a tmpfs: needs root)."""
+    if not IS_ROOT:
+        pytest.skip("mounting a tmpfs needs root")
+    folder = Path(tempfile.mkdtemp(prefix="sheetorders-tiny-"))
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=755", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        folder.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, check=False)
+        folder.rmdir()
 
 
 def as_nobody(action: Callable[[], None]) -> str:
@@ -250,3 +274,43 @@ def test_our_own_save_is_not_a_change(sheet: Path) -> None:
     assert not backend.changed_since_read()
     backend.write([CellWrite(2, 5, "y")])
     assert not backend.changed_since_read()
+
+
+# --- a failed save leaves nothing behind ----------------------------------------------
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")  # no late tracebacks
+@pytest.mark.parametrize("kind", ["xlsx", "csv"])
+def test_a_full_disk_leaves_the_original_and_no_temporary_file(tiny_disk: Path, kind: str) -> None:
+    sheet = make_sheet(tiny_disk, kind)
+    before = sheet.read_bytes()
+    backend = open_sheet(sheet)
+    with pytest.raises(SheetError, match=r"cannot save .*: No space left on device"):
+        # Far more than the disk holds, even compressed (Excel keeps at most 32,767 characters a cell).
+        backend.write([CellWrite(row, 4, secrets.token_urlsafe(24_000)) for row in range(2, 42)])
+    assert sheet.read_bytes() == before
+    assert sorted(p.name for p in tiny_disk.iterdir()) == [sheet.name]
+    assert backend.changed_since_read()  # what is in memory was not saved: read again first
+
+
+@pytest.mark.parametrize("where", ["write", "fsync", "chmod", "replace"])
+def test_a_save_that_fails_anywhere_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_bytes(b"old\n")
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(b"new" * 100_000)
+        if where == "write":
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the save
+
+    def fail(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where != "write":
+        monkeypatch.setattr(os, where, fail)
+    with pytest.raises(KeyboardInterrupt if where == "write" else SheetError):
+        atomic_write(path, write)
+    assert path.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["orders.csv"]

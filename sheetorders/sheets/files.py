@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from sheetorders.errors import SheetChanged, SheetError, SheetLocked, SheetNotWritable
 from sheetorders.sheets.base import SheetBackend
@@ -120,6 +121,45 @@ def check_can_replace(path: Path) -> None:
         )
 
 
+class _Output(io.RawIOBase):
+    """The temporary file as a writer sees it. Once the writer is done, or failed, it swallows
+    whatever still comes (a half-written zip finishes itself when garbage-collected) rather
+    than raising into an "Exception ignored" traceback long after the error was reported."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        super().__init__()
+        self._handle = handle
+        self._position = 0
+        self.done = False
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = len(data) if self.done else self._handle.write(data)
+        self._position += written
+        return written
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if not self.done:
+            self._position = self._handle.seek(offset, whence)
+        elif whence == os.SEEK_SET:
+            self._position = offset
+        else:
+            self._position += offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        if not self.done:
+            self._handle.flush()
+
+
 def atomic_write(
     path: Path, write: Callable[[IO[bytes]], object], before_replace: Callable[[], None] | None = None
 ) -> FileStamp:
@@ -129,35 +169,37 @@ def atomic_write(
     The new content goes to a temporary file in the same folder (so the final
     rename stays on one file system), is flushed to disk, gets the original's
     permission bits, and then replaces the original; `before_replace` runs just
-    before that rename and may refuse it by raising. On any failure the
-    original is untouched and the temporary file removed.
+    before that rename and may refuse it by raising. On any failure (the disk
+    full, `write` or `before_replace` raising, an interrupt) the original is
+    untouched and the temporary file removed.
     """
     try:
         original = path.stat()
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix, delete=False
-        ) as handle:
-            temp = Path(handle.name)
-            try:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            except BaseException:
-                handle.close()
-                temp.unlink(missing_ok=True)
-                raise
-        try:
-            os.chmod(temp, stat.S_IMODE(original.st_mode))
-            _copy_owner(temp, original)
-            stamp = _stamp(temp.stat())
-            if before_replace is not None:
-                before_replace()
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     except OSError as exc:
         raise SheetError(f"cannot save {path}: {exc.strerror or exc}") from exc
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:  # closed (fd included) even when a flush fails
+            output = _Output(handle)
+            try:
+                write(cast(IO[bytes], output))
+            finally:
+                output.done = True
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, stat.S_IMODE(original.st_mode))
+        _copy_owner(temp, original)
+        stamp = _stamp(temp.stat())
+        if before_replace is not None:
+            before_replace()
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SheetError(f"cannot save {path}: {exc.strerror or exc}") from exc
+        raise
     _fsync_folder(path.parent)
     return stamp
 
