@@ -10,6 +10,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetorders.columns import ACTION_COLUMN, ORDER_FIELDS, OUTPUT_COLUMNS
 
@@ -66,6 +67,7 @@ TYPE_FIELDS = [
 def build_order_workbook(path: Path, rows: Iterable[Mapping[str, Any]] = (), title: str = "Orders") -> Path:
     workbook = Workbook()
     sheet = workbook.active
+    assert isinstance(sheet, Worksheet)  # a new workbook has one worksheet
     sheet.title = title
     sheet.append(list(TEMPLATE_COLUMNS))
     header_font = Font(bold=True, color="FFFFFF")
@@ -100,8 +102,8 @@ def build_order_workbook(path: Path, rows: Iterable[Mapping[str, Any]] = (), tit
         help_sheet.append([topic, text])
     help_sheet.append([])
     help_sheet.append(["service type", "required", "optional / notes"])
-    for row in TYPE_FIELDS:
-        help_sheet.append(list(row))
+    for fields in TYPE_FIELDS:
+        help_sheet.append(list(fields))
     for cell in help_sheet["A"]:
         cell.font = Font(bold=True)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ class CsvBackend(LocalFileBackend):
             rows.pop()
         self._rows, self._stamp = rows, stamp
 
-        table = [[value or None for value in row] for row in rows]
+        table: list[list[Cell]] = [[value or None for value in row] for row in rows]
         for row in table:
             while row and row[-1] is None:
                 row.pop()

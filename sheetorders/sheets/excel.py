@@ -22,11 +22,12 @@ import zipfile
 from collections.abc import Iterable, Mapping
 from copy import copy
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from openpyxl import load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, MergedCell
 from openpyxl.cell.rich_text import CellRichText
+from openpyxl.styles import Font
 from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
@@ -106,6 +107,7 @@ class ExcelBackend(LocalFileBackend):
             # are garbage-collected together the zip may try to finish itself on the closed
             # buffer. A read-only copy has nothing to finish.
             buffer = workbook.vba_archive.fp
+            assert isinstance(buffer, io.BytesIO)  # openpyxl builds it over one
             workbook.vba_archive.close()
             workbook.vba_archive = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
         sheet = self._pick_sheet(workbook)
@@ -183,7 +185,8 @@ class ExcelBackend(LocalFileBackend):
         self._check_cells((write.row, write.column) for write in cells)
         workbook, sheet = self._workbook, self._sheet
         assert workbook is not None and sheet is not None
-        header_font = sheet.cell(1, self._header_count).font if self._header_count else None
+        # A cell's font reads as a proxy; copying it gives the Font itself.
+        header_font = cast(Font, copy(sheet.cell(1, self._header_count).font)) if self._header_count else None
         for write in cells:
             cell = sheet.cell(write.row, write.column)
             value = write.value

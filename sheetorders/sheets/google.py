@@ -33,7 +33,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import google.auth.exceptions
@@ -42,6 +42,7 @@ import requests
 import tenacity
 from google.auth.transport.requests import AuthorizedSession
 from google.auth.transport.requests import Request as AuthRequest
+from google.oauth2.credentials import Credentials as UserCredentials
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
 from gspread.urls import SPREADSHEET_VALUES_BATCH_UPDATE_URL
@@ -131,7 +132,7 @@ class _RoutedSession(requests.Session):
     """
 
     # google-auth deep-copies the session for its background lookup; requests copies only these.
-    __attrs__: ClassVar[list[str]] = [*requests.Session.__attrs__, "endpoint"]
+    __attrs__ = [*requests.Session.__attrs__, "endpoint"]  # noqa: RUF012 - as requests declares it
 
     def __init__(self, endpoint: str) -> None:
         super().__init__()
@@ -167,7 +168,9 @@ class RetryingHTTPClient(HTTPClient):
         endpoint = endpoint.rstrip("/")
         if session is None and endpoint != GOOGLE_API:
             credentials = convert_credentials(auth)
-            session = AuthorizedSession(credentials, auth_request=AuthRequest(_RoutedSession(endpoint)))
+            session = AuthorizedSession(  # type: ignore[no-untyped-call]  # google-auth leaves it untyped
+                credentials, auth_request=AuthRequest(_RoutedSession(endpoint))
+            )
             super().__init__(auth, session)
             self.auth = credentials  # gspread sets it only when it builds the session itself
         else:
@@ -384,18 +387,18 @@ def _relocated(
     before: dict[tuple[Cell, ...], list[int]] = defaultdict(list)
     after: dict[tuple[Cell, ...], list[int]] = defaultdict(list)
     for table, groups in ((old, before), (new, after)):
-        for number, row in enumerate(table[1:], start=2):
-            groups[_identity(row, skip)].append(number)
+        for number, cells in enumerate(table[1:], start=2):
+            groups[_identity(cells, skip)].append(number)
     rank = {number: i for numbers in before.values() for i, number in enumerate(numbers)}
     moves: dict[int, int | None] = {1: 1}
-    for row in rows:
-        if row == 1:
+    for target in rows:
+        if target == 1:
             continue
-        key = _identity(old[row - 1], skip) if row <= len(old) else None
+        key = _identity(old[target - 1], skip) if target <= len(old) else None
         if key is None or len(before[key]) != len(after.get(key, ())):
-            moves[row] = None
+            moves[target] = None
         else:
-            moves[row] = after[key][rank[row]]
+            moves[target] = after[key][rank[target]]
     return moves
 
 
@@ -455,6 +458,11 @@ def _tries(count: int) -> str:
 
 class _GridTooSmall(Exception):
     pass
+
+
+def _as_class(factory: Callable[..., HTTPClient]) -> type[HTTPClient]:
+    """gspread types its http_client argument as a class but only calls it."""
+    return cast(type[HTTPClient], factory)
 
 
 # --- the backend ---------------------------------------------------------------------
@@ -577,7 +585,9 @@ class GoogleSheetsBackend(SheetBackend):
             info = {**info, "token_uri": str(self.options["token_uri"])}
         self._who = str(info["client_email"])
         try:
-            return gspread.service_account_from_dict(info, scopes=list(SCOPES), http_client=factory)
+            return gspread.service_account_from_dict(
+                info, scopes=list(SCOPES), http_client=_as_class(factory)
+            )
         except ValueError:
             raise SheetError(
                 f"{where} has a private key that cannot be loaded — download the JSON key again"
@@ -610,9 +620,9 @@ class GoogleSheetsBackend(SheetBackend):
         # sends a stored sign-in's refresh to Google's token endpoint, hence the token_uri option.
         credentials = signed_in.http_client.auth
         signed_in.http_client.session.close()
-        if self.options.get("token_uri"):
+        if self.options.get("token_uri") and isinstance(credentials, UserCredentials):
             credentials = credentials.with_token_uri(str(self.options["token_uri"]))
-        return gspread.Client(auth=credentials, http_client=factory)
+        return gspread.Client(auth=credentials, http_client=_as_class(factory))
 
     # error translation
 
@@ -676,12 +686,13 @@ class GoogleSheetsBackend(SheetBackend):
 
     def _metadata(self) -> dict[str, Any]:
         http = self._client()
-        return self._call(
+        metadata: dict[str, Any] = self._call(
             "read the spreadsheet's tabs",
             http.fetch_sheet_metadata,
             self.key,
             params={"fields": "sheets.properties(sheetId,title,index,hidden,gridProperties)"},
         )
+        return metadata
 
     def _missing_tab(self) -> str:
         try:

@@ -39,7 +39,7 @@ from datetime import date, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sheetorders.testing.servers import ClosingHTTPServer
@@ -95,7 +95,7 @@ class _Formula(str):
     """A cell that holds a formula (as opposed to a string that happens to start with "=")."""
 
 
-_ARITHMETIC = {
+_ARITHMETIC: dict[type[ast.AST], Callable[..., Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -284,20 +284,21 @@ def _split_range(text: str) -> tuple[str | None, str | None]:
     A1 range of the first visible tab, which only the spreadsheet can tell.
     """
     if text.startswith("'"):
-        title, i = [], 1
+        chars: list[str] = []
+        i = 1
         while i < len(text):
             if text[i] == "'":
                 if text[i + 1 : i + 2] == "'":
-                    title.append("'")
+                    chars.append("'")
                     i += 2
                     continue
                 rest = text[i + 1 :]
                 if rest == "":
-                    return "".join(title), None
+                    return "".join(chars), None
                 if rest.startswith("!"):
-                    return "".join(title), rest[1:]
+                    return "".join(chars), rest[1:]
                 raise _ApiError(400, f"Unable to parse range: {text}")
-            title.append(text[i])
+            chars.append(text[i])
             i += 1
         raise _ApiError(400, f"Unable to parse range: {text}")
     if "!" in text:
@@ -330,7 +331,7 @@ class _Tab:
     conditional_formats: list[dict[str, Any]] = field(default_factory=list)
 
     def properties(self) -> dict[str, Any]:
-        props = {
+        props: dict[str, Any] = {
             "sheetId": self.sheet_id,
             "title": self.title,
             "index": self.index,
@@ -397,6 +398,25 @@ class _Fault:
     disconnect: bool
     message: str | None
     edit: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class _PlannedWrite:
+    """One range of a values write, checked and ready to apply."""
+
+    tab: _Tab
+    row0: int
+    col0: int
+    values: list[list[Any]]
+    height: int
+    width: int
+    updated_range: str
+
+
+class _Headers(Protocol):
+    """A request's headers: what the handler gets (an email Message) or any mapping."""
+
+    def get(self, name: str, /) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -467,7 +487,7 @@ class FakeSheetsServer:
         if self._httpd is None:
             raise RuntimeError("FakeSheetsServer is not started")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     @property
     def token_uri(self) -> str:
@@ -614,7 +634,7 @@ class FakeSheetsServer:
         return None
 
     def _handle(
-        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+        self, method: str, raw_path: str, headers: _Headers, body: bytes
     ) -> tuple[int, dict[str, str], Any]:
         split = urlsplit(raw_path)
         query = parse_qs(split.query, keep_blank_values=True)
@@ -635,7 +655,7 @@ class FakeSheetsServer:
         self,
         fault: _Fault | None,
         route: tuple[str, str, str] | None,
-        headers: Mapping[str, str],
+        headers: _Headers,
         query: dict[str, list[str]],
         body: bytes,
     ) -> tuple[int, dict[str, str], Any]:
@@ -685,7 +705,7 @@ class FakeSheetsServer:
             self._tokens[token] = time.monotonic() + self.token_lifetime
         return 200, {}, {"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"}
 
-    def _allowed_locations(self, headers: Mapping[str, str]) -> tuple[int, dict[str, str], Any]:
+    def _allowed_locations(self, headers: _Headers) -> tuple[int, dict[str, str], Any]:
         # google-auth asks this from a background thread after a token exchange; counted apart
         # from `calls` so that call counts stay deterministic.
         with self._lock:
@@ -700,7 +720,7 @@ class FakeSheetsServer:
             )
         return 200, {}, {"locations": [], "encodedLocations": "0x0"}
 
-    def _authorize(self, headers: Mapping[str, str]) -> None:
+    def _authorize(self, headers: _Headers) -> None:
         value = headers.get("Authorization") or ""
         if not value.startswith("Bearer "):
             raise _ApiError(401, _MISSING_CREDENTIAL)
@@ -832,57 +852,29 @@ class FakeSheetsServer:
 
     def _write(self, sheet: _Spreadsheet, data: list[dict[str, Any]], option: str) -> dict[str, Any]:
         convert = _user_entered if option == "USER_ENTERED" else _raw
-        planned = []
-        for i, item in enumerate(data):
-            text = item.get("range") or ""
-            tab, b = self._resolve(sheet, text)
-            values = item.get("values") or []
-            if item.get("majorDimension") == "COLUMNS":
-                width = max((len(v) for v in values), default=0)
-                values = [[col[r] if r < len(col) else None for col in values] for r in range(width)]
-            height = len(values)
-            width = max((len(row) for row in values), default=0)
-            if not b.single:
-                if b.row1 is not None and b.row0 + height - 1 > b.row1:
-                    raise _ApiError(
-                        400,
-                        f"Requested writing within range [{text}], but tried writing to row "
-                        f"[{b.row0 + height - 1}]",
-                    )
-                if b.col1 is not None and b.col0 + width - 1 > b.col1:
-                    raise _ApiError(
-                        400,
-                        f"Requested writing within range [{text}], but tried writing to column "
-                        f"[{column_letter(b.col0 + width - 1)}]",
-                    )
-            if height and width:
-                end = f"{column_letter(b.col0 + width - 1)}{b.row0 + height - 1}"
-                self._check_grid(tab, text, b.row0 + height - 1, b.col0 + width - 1, f"Invalid data[{i}]: ")
-            else:
-                end = f"{column_letter(b.col0)}{b.row0}"
-            updated_range = f"{quote_title(tab.title)}!{column_letter(b.col0)}{b.row0}:{end}"
-            planned.append((tab, b, values, height, width, updated_range))
+        # All or nothing, like Google: every range is checked before any cell is set.
+        planned = [self._plan_write(sheet, i, item) for i, item in enumerate(data)]
         responses = []
         cells = 0
         rows_touched: set[tuple[int, int]] = set()
         columns_touched: set[tuple[int, int]] = set()
-        for tab, b, values, height, width, updated_range in planned:
+        for plan in planned:
             count = 0
-            for r, row in enumerate(values):
+            for r, row in enumerate(plan.values):
                 for c, value in enumerate(row):
                     if value is None:  # null leaves the cell as it is
                         continue
-                    tab.set(b.row0 + r, b.col0 + c, convert(value))
+                    plan.tab.set(plan.row0 + r, plan.col0 + c, convert(value))
                     count += 1
-                    rows_touched.add((tab.sheet_id, b.row0 + r))
-                    columns_touched.add((tab.sheet_id, b.col0 + c))
+                    rows_touched.add((plan.tab.sheet_id, plan.row0 + r))
+                    columns_touched.add((plan.tab.sheet_id, plan.col0 + c))
             cells += count
             responses.append(
                 {
                     "spreadsheetId": sheet.spreadsheet_id,
-                    "updatedRange": updated_range,
-                    "updatedRows": height,
-                    "updatedColumns": width,
+                    "updatedRange": plan.updated_range,
+                    "updatedRows": plan.height,
+                    "updatedColumns": plan.width,
                     "updatedCells": count,
                 }
             )
@@ -891,9 +883,40 @@ class FakeSheetsServer:
             "totalUpdatedRows": len(rows_touched),
             "totalUpdatedColumns": len(columns_touched),
             "totalUpdatedCells": cells,
-            "totalUpdatedSheets": len({p[0].sheet_id for p in planned}),
+            "totalUpdatedSheets": len({plan.tab.sheet_id for plan in planned}),
             "responses": responses,
         }
+
+    def _plan_write(self, sheet: _Spreadsheet, i: int, item: Mapping[str, Any]) -> _PlannedWrite:
+        """Where the `i`th range of a values write goes, refused as Google refuses it."""
+        text = item.get("range") or ""
+        tab, b = self._resolve(sheet, text)
+        values = item.get("values") or []
+        if item.get("majorDimension") == "COLUMNS":
+            width = max((len(v) for v in values), default=0)
+            values = [[col[r] if r < len(col) else None for col in values] for r in range(width)]
+        height = len(values)
+        width = max((len(row) for row in values), default=0)
+        if not b.single:
+            if b.row1 is not None and b.row0 + height - 1 > b.row1:
+                raise _ApiError(
+                    400,
+                    f"Requested writing within range [{text}], but tried writing to row "
+                    f"[{b.row0 + height - 1}]",
+                )
+            if b.col1 is not None and b.col0 + width - 1 > b.col1:
+                raise _ApiError(
+                    400,
+                    f"Requested writing within range [{text}], but tried writing to column "
+                    f"[{column_letter(b.col0 + width - 1)}]",
+                )
+        if height and width:
+            end = f"{column_letter(b.col0 + width - 1)}{b.row0 + height - 1}"
+            self._check_grid(tab, text, b.row0 + height - 1, b.col0 + width - 1, f"Invalid data[{i}]: ")
+        else:
+            end = f"{column_letter(b.col0)}{b.row0}"
+        updated_range = f"{quote_title(tab.title)}!{column_letter(b.col0)}{b.row0}:{end}"
+        return _PlannedWrite(tab, b.row0, b.col0, values, height, width, updated_range)
 
     def _batch_update(self, sheet: _Spreadsheet, requests: list[dict[str, Any]]) -> dict[str, Any]:
         # All or nothing, like Google: work on a copy and keep it only if every request applies.
@@ -993,7 +1016,7 @@ def _update_sheet_properties(work: _Spreadsheet, spec: Mapping[str, Any]) -> dic
         paths += [f"gridProperties.{k}" for k in props.get("gridProperties") or {}]
     for path in paths:
         head, _, sub = path.partition(".")
-        value = props.get(head)
+        value: Any = props.get(head)
         if sub:
             value = (value or {}).get(sub)
         if path == "title":
