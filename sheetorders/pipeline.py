@@ -184,8 +184,12 @@ def _load_catalogs(work: _Pass, names: set[str]) -> dict[str, dict[str, Service]
 def _apply_plan(work: _Pass, plan: Plan) -> None:
     report = work.report
     for mark in plan.marks:
-        mark.row.mark(mark.status, mark.message)
-    report.add(Tally.INVALID, plan.marked(RowStatus.INVALID))
+        if mark.row.mark(mark.status, mark.message) and mark.status == RowStatus.INVALID:
+            report.add(Tally.INVALID)  # a row that stays Invalid as it was is no new problem
+    for note in plan.notes:
+        if note.row.note(note.message):
+            report.add(Tally.SKIPPED)
+        report.problems.append(f"row {note.row.number}: {note.message}")
     report.add(Tally.WAITING, plan.marked(RowStatus.WAITING))
     report.add(Tally.HELD_BACK, len(plan.held))
     report.problems.extend(plan.problems)

@@ -35,6 +35,14 @@ class RowMark:
 
 
 @dataclass(frozen=True)
+class RowNote:
+    """A row that is not placed, with why: its status is the user's, so only `error` says it."""
+
+    row: SheetRow
+    message: str
+
+
+@dataclass(frozen=True)
 class HeldRow:
     """A valid row this pass leaves for a later one."""
 
@@ -46,6 +54,7 @@ class HeldRow:
 class Plan:
     orders: list[PlannedOrder] = field(default_factory=list)
     marks: list[RowMark] = field(default_factory=list)  # Invalid and Waiting rows
+    notes: list[RowNote] = field(default_factory=list)
     held: list[HeldRow] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -73,6 +82,9 @@ def make_plan(
     active = active_targets(rows, default_panel)
     candidates: list[PlannedOrder] = []
     for row in rows:
+        if row.stray_status:
+            plan.notes.append(RowNote(row, _stray_message(row)))
+            continue
         if not row.awaits_order:
             continue
         if row.panel_name(default_panel) in down_panels:
@@ -93,6 +105,13 @@ def make_plan(
         candidates.append(PlannedOrder(row, outcome))
     _within_limits(plan, candidates, limits)
     return plan
+
+
+def _stray_message(row: SheetRow) -> str:
+    return (
+        f"not placed: status says {row.status!r} but the row has no order_id; clear status to order "
+        "this row, or type its order ID in order_id if it was ordered elsewhere"
+    )
 
 
 def active_targets(rows: Sequence[SheetRow], default_panel: str) -> dict[tuple[str, str, str], str]:

@@ -23,6 +23,7 @@ class Tally(TextEnum):
     WAITING = "waiting"
     HELD_BACK = "held_back"  # valid rows left for a later run (funds, max_spend, unreachable panel)
     NOT_SENT = "not_sent"  # planned orders not sent because a stop was asked for
+    SKIPPED = "skipped"  # rows newly told why they are not placed (a stray status)
     RECOVERED = "recovered"  # orders placed earlier whose ID reached the sheet only now
     REFRESHED = "refreshed"
     REFILLS = "refills"
@@ -69,6 +70,7 @@ class PassReport:
     waiting = _Count(Tally.WAITING)
     held_back = _Count(Tally.HELD_BACK)
     not_sent = _Count(Tally.NOT_SENT)
+    skipped = _Count(Tally.SKIPPED)
     recovered = _Count(Tally.RECOVERED)
     refreshed = _Count(Tally.REFRESHED)
     refills = _Count(Tally.REFILLS)
@@ -102,7 +104,8 @@ class PassReport:
 
     @property
     def failed(self) -> bool:
-        return bool(self.invalid or self.rejected or self.uncertain or self.action_errors or self.error)
+        new_problems = self.invalid + self.rejected + self.uncertain + self.action_errors + self.skipped
+        return bool(new_problems or self.error)
 
     @property
     def exit_code(self) -> ExitCode:

@@ -24,6 +24,7 @@ from sheetorders.validate import is_blank_row
 
 # Statuses of the tool's own that an order (placed or found) replaces.
 _BEFORE_ORDER = (RowStatus.WAITING, RowStatus.HELD, RowStatus.UNCERTAIN)
+_PLACEABLE = ("", RETRY, *(s.lower() for s in (RowStatus.WAITING, RowStatus.HELD, RowStatus.INVALID)))
 CORE_OUTPUT_COLUMNS = OUTPUT_COLUMNS[:9]  # ref .. updated_at; refill columns appear when needed
 STATUS_FIELDS = ("status", "charge", "start_count", "remains", "currency")
 
@@ -78,10 +79,21 @@ class SheetRow:
 
     @property
     def awaits_order(self) -> bool:
-        """Not ordered yet, and nothing in `status` says to leave it alone."""
+        """Not ordered yet, and nothing in `status` says to leave it alone (an Invalid row is
+        checked again: once fixed, it is placed)."""
         if self.order_id or self.is_blank:
             return False
-        return self.status.lower() in ("", RowStatus.WAITING.lower(), RowStatus.HELD.lower(), RETRY)
+        return self.status.lower() in _PLACEABLE
+
+    @property
+    def stray_status(self) -> bool:
+        """Not ordered, yet `status` holds something that is no step towards an order (copied with
+        the row, or typed): the row is not placed, and must say why."""
+        if self.order_id or self.is_blank or self.awaits_order:
+            return False
+        status = self.status.lower()
+        # An Uncertain or Rejected row with its ref is the journal's: it says why already.
+        return not (self.ref and status in (RowStatus.UNCERTAIN.lower(), RowStatus.REJECTED.lower()))
 
     # --- setters -------------------------------------------------------------
 
@@ -95,9 +107,17 @@ class SheetRow:
         if any(changed):
             self._set("updated_at", utc_now())
 
-    def mark(self, status: RowStatus | str | None, message: str | None) -> None:
-        """A status of the tool's own and the reason for it in `error`."""
-        self._stamp(self._set("status", status), self._set("error", message))
+    def mark(self, status: RowStatus | str | None, message: str | None) -> bool:
+        """A status of the tool's own and the reason for it in `error`; whether either is new."""
+        changed = [self._set("status", status), self._set("error", message)]
+        self._stamp(*changed)
+        return any(changed)
+
+    def note(self, message: str) -> bool:
+        """A word in `error` only (the status is the user's); whether it is new."""
+        changed = self._set("error", message)
+        self._stamp(changed)
+        return changed
 
     def mark_uncertain(self, detail: str, since: str | None) -> bool:
         """The panel may have created this row's order; whether the row was not Uncertain before."""

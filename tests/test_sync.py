@@ -13,24 +13,13 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY
-from openpyxl import load_workbook
 
 from sheetorders.app import run_sheets, sheet_lock, sync_every
 from sheetorders.config import load_config
 from sheetorders.errors import ExitCode, LockHeld
 from sheetorders.sheets.excel import ExcelBackend
-from sheetorders.testing.workbooks import read_sheet, write_config
+from sheetorders.testing.workbooks import read_sheet, set_cells, write_config
 from sheetorders.workbook import build_order_workbook
-
-
-def set_cells(sheet: Path, values: dict[tuple[int, str], object]) -> None:
-    """Type into the sheet like a person: {(row, column name): value}."""
-    workbook = load_workbook(sheet)
-    ws = workbook["Orders"]
-    header = [c.value for c in ws[1]]
-    for (row, name), value in values.items():
-        ws.cell(row=row, column=header.index(name) + 1, value=value)
-    workbook.save(sheet)
 
 
 def test_statuses_move_through_the_sheet_across_passes(sheet_setup, panel):

@@ -53,3 +53,13 @@ def write_config(
     path = folder / "sheetorders.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def set_cells(sheet: Path, values: dict[tuple[int, str], object]) -> None:
+    """Type into the sheet like a person: {(row, column name): value}."""
+    workbook = load_workbook(sheet)
+    ws = workbook["Orders"]
+    header = [c.value for c in ws[1]]
+    for (row, name), value in values.items():
+        ws.cell(row=row, column=header.index(name) + 1).value = value  # None clears the cell
+    workbook.save(sheet)
