@@ -16,7 +16,7 @@ from typing import IO
 import pytest
 from openpyxl import Workbook
 
-from sheetorders.errors import SheetChanged, SheetError, SheetNotWritable
+from sheetorders.errors import SheetChanged, SheetError, SheetLocked, SheetNotWritable
 from sheetorders.sheets import CellWrite
 from sheetorders.sheets.csvfile import CsvBackend
 from sheetorders.sheets.excel import ExcelBackend
@@ -223,6 +223,23 @@ def test_someone_elses_file_in_a_sticky_folder_is_refused(shared_folder: Path) -
         open_sheet(sheet).check_writable()
 
     assert as_nobody(check).startswith(f"SheetNotWritable: {sheet} belongs to another user")
+
+
+def test_a_linked_sheet_is_saved_into_the_file_it_points_to(sheet: Path) -> None:
+    real = sheet.rename(sheet.with_name("real" + sheet.suffix))
+    sheet.symlink_to(real.name)
+    backend = open_sheet(sheet)
+    backend.check_writable([(2, 4)])
+    backend.write([CellWrite(2, 4, "x")])
+    assert sheet.is_symlink()
+    assert open_sheet(real).read().rows[0][3] == "x"
+    assert not backend.changed_since_read()
+    real.chmod(0o444)  # the link's own mode says nothing: the file's does
+    with pytest.raises(SheetNotWritable, match="is read-only"):
+        backend.check_writable()
+    (real.parent / f"~${real.name}").write_text("someone")  # Excel has the file itself open
+    with pytest.raises(SheetLocked, match=r"lock file ~\$real"):
+        backend.check_writable()
 
 
 def test_a_missing_file_is_refused(sheet: Path) -> None:

@@ -35,18 +35,20 @@ def file_stamp(path: Path) -> FileStamp | None:
 
 
 def check_not_locked(path: Path) -> None:
-    """Raise SheetLocked when Excel or LibreOffice has `path` open (they leave a lock file beside it)."""
-    excel_lock = path.with_name(f"~${path.name}")
-    if excel_lock.exists():
-        raise SheetLocked(
-            f"{path} is open in Excel (lock file {excel_lock.name}): close it and run again "
-            "(if nobody has it open, the lock file was left by a crash: delete it)"
-        )
-    office_lock = path.with_name(f".~lock.{path.name}#")
-    if office_lock.exists():
-        raise SheetLocked(
-            f"{path} is open in LibreOffice (lock file {office_lock.name}): close it and run again"
-        )
+    """Raise SheetLocked when Excel or LibreOffice has `path` open (they leave a lock file beside
+    it; beside the file a link points to, when opened through that)."""
+    for opened in dict.fromkeys([path, Path(os.path.realpath(path))]):
+        excel_lock = opened.with_name(f"~${opened.name}")
+        if excel_lock.exists():
+            raise SheetLocked(
+                f"{path} is open in Excel (lock file {excel_lock.name}): close it and run again "
+                "(if nobody has it open, the lock file was left by a crash: delete it)"
+            )
+        office_lock = opened.with_name(f".~lock.{opened.name}#")
+        if office_lock.exists():
+            raise SheetLocked(
+                f"{path} is open in LibreOffice (lock file {office_lock.name}): close it and run again"
+            )
 
 
 def _may_write(st: os.stat_result) -> bool:
@@ -95,20 +97,22 @@ def check_can_replace(path: Path) -> None:
     A save writes a temporary file in the same folder and renames it over `path`, which only
     needs write permission on the folder; a file its user could not write must still never
     be replaced, so the file is checked as well as the folder. In a sticky folder (like /tmp)
-    only the owner of a file, or of the folder, may replace it.
+    only the owner of a file, or of the folder, may replace it. A link is followed: what is
+    replaced is the file it points to, in that file's folder.
     """
+    real = Path(os.path.realpath(path))
     try:
-        st = path.stat()
-        folder = path.parent.stat()
+        st = real.stat()
+        folder = real.parent.stat()
     except FileNotFoundError:
         raise SheetError(f"{path} not found") from None
     except OSError as exc:
         raise SheetError(f"cannot check {path}: {exc.strerror or exc}") from exc
     hint = ": make it writable and run again (nothing was written)"
-    reason = _not_writable(str(path), path, st)
+    reason = _not_writable(str(path), real, st)
     if reason is not None:
         raise SheetNotWritable(reason + hint)
-    reason = _not_writable(f"the folder {path.parent}", path.parent, folder)
+    reason = _not_writable(f"the folder {real.parent}", real.parent, folder)
     if reason is not None:
         raise SheetNotWritable(
             f"cannot save {path}: {reason}, and a save writes a new file beside the old one{hint}"
@@ -171,11 +175,13 @@ def atomic_write(
     permission bits, and then replaces the original; `before_replace` runs just
     before that rename and may refuse it by raising. On any failure (the disk
     full, `write` or `before_replace` raising, an interrupt) the original is
-    untouched and the temporary file removed.
+    untouched and the temporary file removed. A link is followed: the file it points to is
+    replaced, and the link stays.
     """
+    target = Path(os.path.realpath(path))
     try:
-        original = path.stat()
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        original = target.stat()
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
     except OSError as exc:
         raise SheetError(f"cannot save {path}: {exc.strerror or exc}") from exc
     temp = Path(name)
@@ -193,14 +199,14 @@ def atomic_write(
         stamp = _stamp(temp.stat())
         if before_replace is not None:
             before_replace()
-        os.replace(temp, path)
+        os.replace(temp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise SheetError(f"cannot save {path}: {exc.strerror or exc}") from exc
         raise
-    _fsync_folder(path.parent)
+    _fsync_folder(target.parent)
     return stamp
 
 
