@@ -138,7 +138,10 @@ class SheetBackend(ABC):
         """Write all the cells at once (atomically where the storage allows).
 
         A cell in row 1 beyond the existing headers adds a column. Cells not named
-        are left as they are, with their formatting.
+        are left as they are, with their formatting. Rows are numbered as the last
+        `read` returned them. Someone may edit the sheet while it is being written:
+        a backend then raises SheetChanged when it saved nothing (or nothing more),
+        and RowsNotFound (naming them) when only some rows could not be placed.
         """
 
     def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:  # noqa: B027 - optional

@@ -2,8 +2,11 @@
 
 A pass costs one `values:batchGet` to read the tab, one to check for edits before writing,
 and one `values:batchUpdate` for all the written cells (plus the token exchange, once an
-hour). Spreadsheet metadata is fetched only when it is needed: no tab named (to find the
-first one), a missing tab (to list the tabs in the error), or a write past the grid.
+hour). Only when a write must be tried again (429/5xx, a grid too small) or is too big for
+one request does it read the tab once more before each further try or part, to find the
+rows where they are now. Spreadsheet metadata is fetched only when it is needed: no tab
+named (to find the first one), a missing tab (to list the tabs in the error), or a write
+past the grid.
 
 Options (the config's `google:` section):
 
