@@ -301,6 +301,11 @@ class _Block:
             for j, value in enumerate(row)
         ]
 
+    def put_into(self, table: SheetTable) -> None:
+        for i, row in enumerate(self.values):
+            for j, value in enumerate(row):
+                _put(table, self.row0 + i, self.col0 + j, _from_json(value))
+
     def a1(self) -> str:
         row1 = self.row0 + len(self.values) - 1
         col1 = self.col0 + len(self.values[0]) - 1
@@ -344,10 +349,14 @@ def _blocks(cells: list[CellWrite]) -> list[_Block]:
 
 @dataclass
 class _Chunk:
-    """Cells sent in one values:batchUpdate, and their ranges, as the write named them."""
+    """What one values:batchUpdate sends, as the write named it: rectangles of cells, and
+    their ranges and values as the request has them."""
 
-    cells: list[CellWrite]
+    blocks: list[_Block]
     data: list[dict[str, Any]]
+
+    def cells(self) -> list[CellWrite]:
+        return [cell for block in self.blocks for cell in block.cells()]
 
 
 def _data(tab: str, cells: list[CellWrite]) -> list[dict[str, Any]]:
@@ -365,7 +374,7 @@ def _chunks(tab: str, cells: list[CellWrite], limit: int) -> list[_Chunk]:
             chunks.append(_Chunk([], []))
             size = 0
         chunks[-1].data.append(item)
-        chunks[-1].cells.extend(block.cells())
+        chunks[-1].blocks.append(block)
         size += item_size
     return chunks
 
@@ -441,8 +450,7 @@ class _RowGuard:
             self.moved = True
 
     def place(self, cells: list[CellWrite]) -> tuple[list[CellWrite], set[int]]:
-        """The cells moved to where their rows are now (the same list when none moved), and the
-        rows not found."""
+        """The cells moved to where their rows are now, and the rows not found."""
         if self.moves is None:
             return cells, set()
         placed, lost = [], set()
@@ -786,48 +794,50 @@ class GoogleSheetsBackend(SheetBackend):
         lost: set[int] = set()
         for index, chunk in enumerate(_chunks(tab, cells, self.max_body_bytes)):
             try:
-                placed, missing = self._call("write", self._send, tab, chunk, guard, index > 0)
+                lost |= self._call("write", self._send, tab, chunk, guard, index > 0)
             except _GridTooSmall:
                 self._grow(max(c.row for c in cells), max(c.column for c in cells))
                 try:
-                    placed, missing = self._call("write", self._send, tab, chunk, guard, True)
+                    lost |= self._call("write", self._send, tab, chunk, guard, True)
                 except _GridTooSmall as error:
                     raise SheetError(f"cannot write past the end of the sheet: {error}") from None
-            lost |= missing
             if self._last is not None and not guard.moved:
-                for cell in placed:
-                    _put(self._last, cell.row, cell.column, _from_json(_to_json(cell.value)))
+                for block in chunk.blocks:
+                    block.put_into(self._last)
         if guard.moved:
             self._last = None  # the caller's row numbers are out of date: changed_since_read says so
         if lost:
-            rows = ", ".join(str(row) for row in sorted(lost))
+            rows = sorted(lost)
+            which, verb = (
+                (f"row {rows[0]}", "was") if len(rows) == 1 else (f"rows {', '.join(map(str, rows))}", "were")
+            )
             raise RowsNotFound(
-                f"{self.description}: rows {rows} were moved or edited while results were being "
-                "written and were not found again: their cells were not written (every other cell was)",
-                tuple(sorted(lost)),
+                f"{self.description}: {which} {verb} moved or edited while results were being written "
+                f"and {verb} not found again: their cells were not written (every other cell was)",
+                tuple(rows),
             )
 
-    def _send(
-        self, tab: str, chunk: _Chunk, guard: _RowGuard, check_first: bool
-    ) -> tuple[list[CellWrite], set[int]]:
+    def _send(self, tab: str, chunk: _Chunk, guard: _RowGuard, check_first: bool) -> set[int]:
         """Send one chunk, trying again on 429/5xx; the rows are checked before every try but a
-        first one with `check_first` false. Returns the cells as placed and the rows not found."""
+        first one with `check_first` false. Returns the rows not found (their cells not sent)."""
         http = self._client()
         url = SPREADSHEET_VALUES_BATCH_UPDATE_URL % self.key
         retrying = http.retrying()
-        placed, lost = chunk.cells, set[int]()
+        data, lost = chunk.data, set[int]()
         try:
             for attempt in retrying:
                 with attempt:
                     if guard.basis is not None and (check_first or attempt.retry_state.attempt_number > 1):
                         guard.recheck(self._fetch(), self.description)
-                        placed, lost = guard.place(chunk.cells)
-                    data = chunk.data if placed is chunk.cells else _data(tab, placed)
+                        data, lost = chunk.data, set()
+                        if guard.moves is not None:
+                            placed, lost = guard.place(chunk.cells())
+                            data = _data(tab, placed)
                     if data:
                         http.request_once("post", url, json={"valueInputOption": "RAW", "data": data})
         finally:
             http.last_attempts = int(retrying.statistics.get("attempt_number", 1))
-        return placed, lost
+        return lost
 
     def _grow(self, rows: int, columns: int) -> None:
         """Add rows/columns to the tab's grid so that (rows, columns) fits (Google does not)."""
