@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
-from sheetorders.journal import Journal, JournalRequest, new_ref
+from sheetorders.journal import Journal, JournalRequest, new_ref, utc_now
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
@@ -35,9 +35,9 @@ class Placement:
     order_id: str | None = None
     error: PanelError | None = None
     newly_uncertain: bool = False
-    journal_error: JournalError | None = None  # placed, but the answer could not be journaled
+    journal_error: JournalError | None = None  # the journal could not record this request or its answer
     skipped: bool = False  # not sent: its panel had stopped taking orders in this pass
-    stopped: bool = False  # not sent: a stop was asked for
+    not_sent: str | None = None  # not sent, and why: a stop was asked for, or the journal failed
     stopped_panel: bool = False  # its answer stopped the orders to its panel
 
     @property
@@ -45,9 +45,17 @@ class Placement:
         return self.order_id is not None
 
 
+STOPPED = "not sent: sheetorders was stopped before sending it; the next run places it"
+NO_JOURNAL = "not sent: the journal could not record it; the next run places it"
+
+
 @dataclass
 class OrderSender:
-    """Sends the planned orders of one sheet, panels in parallel, each with its own concurrency."""
+    """Sends the planned orders of one sheet, panels in parallel, each with its own concurrency.
+
+    A stop request, or a journal that cannot record, ends the sending at once for every panel:
+    requests already in flight finish, nothing new leaves.
+    """
 
     journal: Journal
     panels: Panels
@@ -55,6 +63,7 @@ class OrderSender:
     concurrency: Callable[[str], int]
     on_progress: Progress | None = None
     stop: StopSignal | None = None
+    journal_failure: JournalError | None = None
     _done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,18 +84,30 @@ class OrderSender:
 
         def place(order: PlannedOrder) -> Placement:
             try:
-                if self.stop is not None and self.stop.is_set():
-                    return Placement(order, stopped=True)
+                reason = self._halted()
+                if reason:
+                    return Placement(order, not_sent=reason)
                 if stop.is_set():
                     return Placement(order, skipped=True)
                 return self._place(client, order, stop)
             finally:
                 self._tick(total)
 
-        with ThreadPoolExecutor(
-            max_workers=self.concurrency(panel), thread_name_prefix=f"add-{panel}"
-        ) as pool:
+        workers = self.concurrency(panel)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"add-{panel}") as pool:
             return list(pool.map(place, orders))
+
+    def _halted(self) -> str | None:
+        """Why nothing more may be sent, if so."""
+        if self.journal_failure is not None:
+            return NO_JOURNAL
+        if self.stop is not None and self.stop.is_set():
+            return STOPPED
+        return None
+
+    def _journal_failed(self, error: JournalError) -> None:
+        with self._lock:
+            self.journal_failure = self.journal_failure or error
 
     def _tick(self, total: int) -> None:
         with self._lock:
@@ -98,43 +119,53 @@ class OrderSender:
         row, request = order.row, order.request
         ref = row.ref or new_ref()
         link = request.fields.get("link")
-        self.journal.begin_add(
-            ref=ref,
-            sheet=self.sheet_key,
-            fingerprint=fingerprint(row),
-            panel=request.panel,
-            service=request.service.id,
-            link=str(link) if link else None,
-            row_number=row.number,
-            estimated_cost=str(request.estimated_cost),
-        )
+        try:
+            self.journal.begin_add(
+                ref=ref,
+                sheet=self.sheet_key,
+                fingerprint=fingerprint(row),
+                panel=request.panel,
+                service=request.service.id,
+                link=str(link) if link else None,
+                row_number=row.number,
+                estimated_cost=str(request.estimated_cost),
+            )
+        except JournalError as error:
+            self._journal_failed(error)
+            return Placement(order, journal_error=error, not_sent=NO_JOURNAL)
         row.assign_ref(ref)
-        if self.stop is not None and self.stop.is_set():  # asked while the journal was writing
-            self.journal.finish_add(ref, EntryState.NOT_SENT, error="not sent: a stop was asked for")
-            return Placement(order, ref, stopped=True)
+        reason = self._halted()  # asked while the journal was writing
+        if reason:
+            self._record(ref, EntryState.NOT_SENT, error=reason)
+            return Placement(order, ref, not_sent=reason)
         try:
             order_id = client.add(request.service.id, request.fields)
         except PanelError as error:
             return self._failed(order, ref, error, stop)
         # The sheet is the other place the ID is kept: set it first, whatever the journal says.
         row.record_order(order_id)
-        placement = Placement(order, ref, order_id)
+        return Placement(order, ref, order_id, journal_error=self._record(ref, EntryState.ACCEPTED, order_id))
+
+    def _record(
+        self, ref: str, state: EntryState, order_id: str | None = None, error: str | None = None
+    ) -> JournalError | None:
+        """Journal an answer; a journal that cannot is remembered, and stops the sending."""
         try:
-            self.journal.finish_add(ref, EntryState.ACCEPTED, order_id=order_id)
-        except JournalError as error:
-            placement.journal_error = error
-        return placement
+            self.journal.finish_add(ref, state, order_id=order_id, error=error)
+        except JournalError as failure:
+            self._journal_failed(failure)
+            return failure
+        return None
 
     def _failed(self, order: PlannedOrder, ref: str, error: PanelError, stop: threading.Event) -> Placement:
         outcome = outcome_of(error)
-        self.journal.finish_add(ref, outcome.add_state, error=error.message)
         placement = Placement(order, ref, error=error)
         row = order.row
         if isinstance(error, AmbiguousOrder):
-            entry = self.journal.get(ref)
-            placement.newly_uncertain = row.mark_uncertain(error.message, entry.updated_at if entry else None)
+            placement.newly_uncertain = row.mark_uncertain(error.message, utc_now())
         elif outcome.row_status is not None:
             row.mark(outcome.row_status, outcome.row_message.format(message=error.message))
+        placement.journal_error = self._record(ref, outcome.add_state, error=error.message)
         if outcome.stops_panel:
             placement.stopped_panel = not stop.is_set()
             stop.set()

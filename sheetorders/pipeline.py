@@ -9,12 +9,13 @@ passes them along and counts what happened in the `PassReport`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sheetorders.config import Config, SheetConfig
-from sheetorders.errors import AmbiguousOrder, NotEnoughFunds, PanelError, SheetError
+from sheetorders.errors import AmbiguousOrder, JournalError, NotEnoughFunds, PanelError, SheetError
 from sheetorders.execute import OrderSender, Placement, send_action
 from sheetorders.journal import Journal, JournalRequest
 from sheetorders.models import Balance, Service
@@ -36,6 +37,8 @@ from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.stopping import StopSignal
 from sheetorders.writeback import write_back
+
+log = logging.getLogger("sheetorders.pipeline")
 
 __all__ = [
     "CORE_OUTPUT_COLUMNS",
@@ -73,6 +76,13 @@ class _Pass:
     written_refs: set[str] = field(default_factory=set)  # entries the sheet shows after the write
     written_requests: set[int] = field(default_factory=set)
     asked_after_read: bool = False  # panels were asked something between reading and writing
+    placed: list[tuple[int, str]] = field(default_factory=list)  # (row, order ID) placed in this pass
+    journal_failure: JournalError | None = None  # the journal stopped recording during this pass
+
+    @property
+    def sending(self) -> bool:
+        """Whether new requests may still go out: no stop asked for, and the journal records."""
+        return not self.options.stopping and self.journal_failure is None
 
     @property
     def key(self) -> str:
@@ -120,10 +130,12 @@ def run_pass(
             work.report.would_order = [order.request for order in plan.orders]
             return work.report
         _place(work, plan)
-        _actions(work, read.rows, catalogs)
-        if not options.stopping:  # stopping: write back what was placed, without asking more
+        if work.sending:  # else: write back what was placed, without asking more
+            _actions(work, read.rows, catalogs)
             _refresh(work, read.rows, known)
         _write_back(work, backend, read)
+        if work.journal_failure is not None:
+            work.report.failure = JournalError(_journal_failure_message(work))
     finally:
         backend.close()
     return work.report
@@ -217,19 +229,19 @@ def _place(work: _Pass, plan: Plan) -> None:
     )
     for placement in sender.send(plan.orders):
         _count_placement(work, placement)
+    work.journal_failure = sender.journal_failure
 
 
 def _count_placement(work: _Pass, placement: Placement) -> None:
     report, row = work.report, placement.order.row
-    if placement.stopped:
+    if placement.not_sent is not None:
         report.add(Tally.NOT_SENT)
-        row.mark(
-            RowStatus.HELD, "not sent: sheetorders was stopped before sending it; the next run places it"
-        )
+        row.mark(RowStatus.HELD, placement.not_sent)
     elif placement.skipped:
         report.add(Tally.HELD_BACK)
     elif placement.order_id is not None:
         report.add(Tally.ORDERED)
+        work.placed.append((row.number, placement.order_id))
         if placement.journal_error is not None:
             report.problems.append(
                 f"row {row.number}: order {placement.order_id} placed, {placement.journal_error}"
@@ -339,6 +351,8 @@ def _write_back(work: _Pass, backend: SheetBackend, read: SheetRead) -> None:
     except SheetError as error:
         report = work.report
         placed = report.ordered + report.refills + report.cancels
+        if work.journal_failure is not None:
+            raise type(error)(f"{error} — {_journal_failure_message(work)}") from error
         if not placed:
             raise
         raise type(error)(
@@ -349,7 +363,20 @@ def _write_back(work: _Pass, backend: SheetBackend, read: SheetRead) -> None:
         work.written_refs.discard(row.ref)
         work.written_requests.difference_update(row.request_ids)
     work.report.notices.extend(written.notices)
-    if work.written_refs:
-        work.journal.mark_written(work.written_refs)
-    if work.written_requests:
-        work.journal.mark_requests_written(work.written_requests)
+    try:
+        if work.written_refs:
+            work.journal.mark_written(work.written_refs)
+        if work.written_requests:
+            work.journal.mark_requests_written(work.written_requests)
+    except JournalError as error:
+        if work.journal_failure is None:
+            raise
+        log.debug("not marked as written: %s", error)  # the next pass finds them by ref
+
+
+def _journal_failure_message(work: _Pass) -> str:
+    placed = ", ".join(f"{order_id} (row {row})" for row, order_id in work.placed) or "none"
+    return (
+        f"{work.journal_failure}: no more orders were sent. Orders placed in this pass: {placed}; "
+        "they are not sent again (their IDs are in the sheet if it could be written)"
+    )
