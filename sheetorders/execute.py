@@ -19,7 +19,7 @@ from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
 from sheetorders.plan import PlannedOrder
-from sheetorders.rows import SheetRow, fingerprint
+from sheetorders.rows import SheetRow, fingerprint, order_target
 from sheetorders.states import EntryState
 from sheetorders.stopping import StopSignal
 
@@ -118,7 +118,6 @@ class OrderSender:
     def _place(self, client: PanelClient, order: PlannedOrder, stop: threading.Event) -> Placement:
         row, request = order.row, order.request
         ref = row.ref or new_ref()
-        link = request.fields.get("link")
         try:
             self.journal.begin_add(
                 ref=ref,
@@ -126,7 +125,7 @@ class OrderSender:
                 fingerprint=fingerprint(row),
                 panel=request.panel,
                 service=request.service.id,
-                link=str(link) if link else None,
+                link=order_target(request.fields) or None,
                 row_number=row.number,
                 estimated_cost=str(request.estimated_cost),
             )

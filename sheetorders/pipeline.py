@@ -36,7 +36,7 @@ from sheetorders.rows import (
 from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.stopping import StopSignal
-from sheetorders.writeback import write_back
+from sheetorders.writeback import cells_to_check, write_back
 
 log = logging.getLogger("sheetorders.pipeline")
 
@@ -129,6 +129,9 @@ def run_pass(
         if options.dry_run:
             work.report.would_order = [order.request for order in plan.orders]
             return work.report
+        if plan.orders or any(row.action for row in read.rows):
+            # Before anything is sent: every cell the write-back may need can be written.
+            backend.check_writable(cells_to_check(read, [row for row in read.rows if not row.is_blank]))
         _place(work, plan)
         if work.sending:  # else: write back what was placed, without asking more
             _actions(work, read.rows, catalogs)

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheetorders.journal import Journal, JournalRow
-from sheetorders.rows import SheetRow, fingerprint
+from sheetorders.rows import SheetRow, fingerprint, order_target
 from sheetorders.states import RETRY, EntryState, RowStatus
+from sheetorders.validate import same_target_key
 
 
 @dataclass(frozen=True)
@@ -172,8 +173,10 @@ def _rematch(
 
 
 def _same_target(row: SheetRow, entry: JournalRow, default_panel: str) -> bool:
-    return (
-        row.text("service") == entry.service
-        and (row.text("link") or None) == entry.link
-        and row.panel_name(default_panel) == entry.panel
-    )
+    """The same service for the same link (or username): an edited row is still that order.
+    A match on empty values is no match."""
+    target = order_target(row.cells)
+    if not target or target != (entry.link or ""):
+        return False
+    key = same_target_key(row.panel_name(default_panel), row.text("service"), target)
+    return key == (entry.panel, entry.service, target)

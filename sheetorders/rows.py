@@ -207,6 +207,12 @@ def order_cells(row: SheetRow) -> dict[str, Cell]:
     return {name: row.cells.get(name) for name in INPUT_COLUMNS}
 
 
+def order_target(cells: Mapping[str, object]) -> str:
+    """Who or what an order is for: its link, or the username for a type without one
+    (Subscriptions). The journal keeps it, to find an order's row again."""
+    return cell_text(cells.get("link")) or cell_text(cells.get("username"))
+
+
 def fingerprint(row: SheetRow) -> str:
     """What the row asks for; identifies a row whose ref never reached the sheet."""
     data = {name: row.text(name) for name in INPUT_COLUMNS if row.text(name)}

@@ -8,12 +8,12 @@ is written, and a row that cannot be found is left for the next pass (the journa
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheetorders.columns import ACTION_COLUMN, OUTPUT_COLUMNS, map_headers
-from sheetorders.errors import SheetError
-from sheetorders.rows import CORE_OUTPUT_COLUMNS, SheetRow, content_key, rows_from_table
+from sheetorders.errors import RowsNotFound, SheetError
+from sheetorders.rows import CORE_OUTPUT_COLUMNS, SheetRead, SheetRow, content_key, rows_from_table
 from sheetorders.sheets.base import CellWrite, SheetBackend, SheetTable
 
 
@@ -43,30 +43,60 @@ def write_back(
         targets = _relocate(backend, columns, changed, aliases)
     columns, header_cells = _with_output_columns(table, columns, changed)
     cells = list(header_cells)
+    written: dict[int, SheetRow] = {}
     for row in changed:
         target = targets.get(row.number)
         if target is None:
-            result.lost.append(row)
-            result.notices.append(
-                f"row {row.number} was not found again after the sheet was edited during the pass; "
-                "its results will be written by the next pass"
-            )
+            _lost(result, row)
             continue
+        written[target] = row
         cells.extend(CellWrite(target, columns[name] + 1, value) for name, value in row.changes.items())
-    backend.write(cells)
+    try:
+        backend.write(cells)
+    except RowsNotFound as error:  # moved while the write was retried: every other row was written
+        for target in error.rows:
+            if target in written:
+                _lost(result, written[target])
     return result
+
+
+def _lost(result: WrittenBack, row: SheetRow) -> None:
+    result.lost.append(row)
+    result.notices.append(
+        f"row {row.number} was not found again after the sheet was edited during the pass; "
+        "its results will be written by the next pass"
+    )
+
+
+def cells_to_check(read: SheetRead, rows: Iterable[SheetRow]) -> list[tuple[int, int]]:
+    """Every cell a write-back of these rows may need: header cells of new output columns, and
+    the rows' output cells (checked before anything is sent, see SheetBackend.check_writable)."""
+    names = (*OUTPUT_COLUMNS, ACTION_COLUMN)
+    columns, header_cells = _appended(read.table, read.columns, names)
+    cells = [(cell.row, cell.column) for cell in header_cells]
+    indexes = [columns[name] + 1 for name in names]
+    cells.extend((row.number, index) for row in rows for index in indexes)
+    return cells
 
 
 def _with_output_columns(
     table: SheetTable, columns: Mapping[str, int], changed: Sequence[SheetRow]
 ) -> tuple[dict[str, int], list[CellWrite]]:
     """The columns with the output columns this write needs, and the header cells for new ones."""
-    columns = dict(columns)
-    width = len(table.headers)
     needed = set(CORE_OUTPUT_COLUMNS) | {name for row in changed for name in row.changes}
+    return _appended(table, columns, [name for name in (*OUTPUT_COLUMNS, ACTION_COLUMN) if name in needed])
+
+
+def _appended(
+    table: SheetTable, columns: Mapping[str, int], names: Iterable[str]
+) -> tuple[dict[str, int], list[CellWrite]]:
+    """`columns` with those of `names` the sheet lacks, after the last column in use (never over
+    a user's unlabeled cells), and the header cells that name them."""
+    columns = dict(columns)
+    width = max(table.used_width, len(table.headers))
     header_cells = []
-    for name in (*OUTPUT_COLUMNS, ACTION_COLUMN):
-        if name in needed and name not in columns:
+    for name in names:
+        if name not in columns:
             columns[name] = width
             width += 1
             header_cells.append(CellWrite(1, columns[name] + 1, name))

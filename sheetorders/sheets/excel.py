@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from openpyxl import load_workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, MergedCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.cell.rich_text import CellRichText
 from openpyxl.styles import Font
 from openpyxl.workbook.workbook import Workbook
@@ -156,12 +156,18 @@ class ExcelBackend(LocalFileBackend):
         assert sheet is not None
         outside: list[tuple[int, int]] = []
         merged: list[tuple[int, int]] = []
+        covered = {
+            cell
+            for span in sheet.merged_cells.ranges
+            for cell in span.cells
+            if cell != (span.min_row, span.min_col)
+        }
         for row, column in set(cells):
             if row < 1 or column < 1:
                 raise ValueError(f"cells are numbered from 1, not ({row}, {column})")
             if column > MAX_COLUMN:
                 outside.append((row, column))
-            elif isinstance(sheet._cells.get((row, column)), MergedCell):
+            elif (row, column) in covered:
                 merged.append((row, column))
         outside.sort()
         merged.sort()
