@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import filelock
-
 from sheetorders.config import Config
-from sheetorders.errors import LockHeld, PanelError, SheetordersError, UsageError
+from sheetorders.errors import PanelError, SheetordersError, UsageError
 from sheetorders.journal import Journal
+from sheetorders.locks import process_lock
 from sheetorders.models import Balance, ItemError, OrderStatus, Service
 from sheetorders.panel import ClientFactory, Panels
 from sheetorders.pipeline import PassOptions, run_pass
@@ -76,45 +72,9 @@ def request_cancels(
 # --- sheets -----------------------------------------------------------------------
 
 
-@contextmanager
-def sheet_lock(journal_path: Path, wait: bool = False) -> Iterator[None]:
-    """One process at a time per journal (and so per sheet); says who holds it otherwise."""
-    lock_path = Path(f"{journal_path}.lock")
-    info_path = Path(f"{journal_path}.lock.owner")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=-1 if wait else 0)
-    except filelock.Timeout:
-        try:
-            owner = json.loads(info_path.read_text())
-            holder = f"pid {owner['pid']} on {owner['host']} since {owner['since']} ({owner['command']})"
-        except (OSError, ValueError, KeyError):
-            holder = "another sheetorders process"
-        raise LockHeld(
-            f"{journal_path} is in use by {holder}; wait for it to finish, or pass --wait to queue behind it"
-        ) from None
-    try:
-        info_path.write_text(
-            json.dumps(
-                {
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                    "command": " ".join(_safe_argv()),
-                }
-            )
-        )
-        yield
-    finally:
-        info_path.unlink(missing_ok=True)
-        lock.release()
-
-
-def _safe_argv() -> list[str]:
-    import sys
-
-    return [Path(sys.argv[0]).name, *sys.argv[1:3]]
+def sheet_lock(journal_path: Path, wait: bool = False) -> AbstractContextManager[None]:
+    """One process at a time per journal; says who holds it otherwise."""
+    return process_lock(Path(f"{journal_path}.lock"), str(journal_path), wait)
 
 
 def run_sheets(
@@ -128,7 +88,7 @@ def run_sheets(
     """One pass over every sheet of the config; a sheet's failure does not stop the others."""
     _require_sheets(config)
     with _panels(config, factory, panels) as opened, _journal(config, wait) as journal:
-        return _pass_over_sheets(config, journal, opened, options or PassOptions())
+        return _pass_over_sheets(config, journal, opened, replace(options or PassOptions(), wait=wait))
 
 
 def _require_sheets(config: Config) -> None:
@@ -192,14 +152,11 @@ def sync_every(
     _require_sheets(config)
     last = RunReport()
     passes = 0
-    with (
-        Panels(config, factory) as panels,
-        sheet_lock(config.journal, wait),
-        Journal(config.journal) as journal,
-    ):
+    each_pass = replace(options or PassOptions(), stop=stop, wait=wait)
+    with Panels(config, factory) as panels, _journal(config, wait) as journal:
         while not stop.is_set():
             started = time.monotonic()
-            last = _pass_over_sheets(config, journal, panels, replace(options or PassOptions(), stop=stop))
+            last = _pass_over_sheets(config, journal, panels, each_pass)
             on_pass(last)
             passes += 1
             if max_passes is not None and passes >= max_passes:

@@ -121,6 +121,10 @@ class SheetNotWritable(SheetError):
     columns left where results go): `SheetBackend.check_writable` says so before anything is ordered."""
 
 
+class SheetTrackedElsewhere(SheetError):
+    """The sheet carries the mark of another journal: two journals on one sheet would both order."""
+
+
 class SheetChanged(SheetError):
     """Someone changed the sheet while it was being written: the write (or its rest) was not saved."""
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
-from sheetorders.journal import Journal, JournalRequest, new_ref, utc_now
+from sheetorders.journal import Journal, JournalRequest, utc_now
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
@@ -117,7 +117,7 @@ class OrderSender:
 
     def _place(self, client: PanelClient, order: PlannedOrder, stop: threading.Event) -> Placement:
         row, request = order.row, order.request
-        ref = row.ref or new_ref()
+        ref = row.ref or self.journal.new_ref()
         try:
             self.journal.begin_add(
                 ref=ref,

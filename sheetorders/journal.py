@@ -11,8 +11,11 @@ No API key is ever stored here.
 
 from __future__ import annotations
 
+import json
 import secrets
+import socket
 import sqlite3
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,6 +97,30 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(frozen=True)
+class JournalMark:
+    """Which journal tracks a sheet, as the sheet carries it."""
+
+    journal: str
+    path: str
+    host: str
+
+    @property
+    def text(self) -> str:
+        return json.dumps({"journal": self.journal, "path": self.path, "host": self.host}, sort_keys=True)
+
+    @classmethod
+    def parse(cls, text: str) -> JournalMark:
+        try:
+            data = json.loads(text)
+            return cls(str(data["journal"]), str(data.get("path", "?")), str(data.get("host", "?")))
+        except (ValueError, KeyError, TypeError):
+            return cls(text, "?", "?")
+
+    def __str__(self) -> str:
+        return f"the journal {self.path} on {self.host}"
+
+
 def new_ref() -> str:
     """A short random reference, unique enough to name one row forever."""
     return "so-" + secrets.token_hex(5)
@@ -138,6 +165,35 @@ class Journal:
         self.path = Path(path)
         self._store = Store(self.path, _SCHEMA, SCHEMA_VERSION, _MISSING_COLUMNS)
         self._write = self._store.write
+        self.id = self._store.meta("journal_id", lambda: uuid.uuid4().hex)
+
+    @property
+    def mark(self) -> str:
+        """What a sheet tracked by this journal carries, to tell it from other journals."""
+        return JournalMark(self.id, str(self.path.resolve()), socket.gethostname()).text
+
+    def new_ref(self) -> str:
+        """A ref for a new row: random, and telling which journal issued it."""
+        return f"so-{self.id[:4]}-{secrets.token_hex(4)}"
+
+    def issued(self, ref: str) -> bool | None:
+        """Whether this journal issued `ref` (None: a ref of the older form, which does not say)."""
+        parts = ref.split("-")
+        if len(parts) != 3 or parts[0] != "so":
+            return None
+        return parts[1] == self.id[:4]
+
+    def move_sheet(self, old: str, new: str) -> None:
+        """File the rows and requests of sheet key `old` under `new` (the same sheet, named anew)."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE rows SET sheet = ? WHERE sheet = ?", (new, old))
+            db.execute("UPDATE requests SET sheet = ? WHERE sheet = ?", (new, old))
+
+        if self._store.query("SELECT 1 FROM rows WHERE sheet = ? LIMIT 1", (old,)) or self._store.query(
+            "SELECT 1 FROM requests WHERE sheet = ? LIMIT 1", (old,)
+        ):
+            self._write(work)
 
     def close(self) -> None:
         self._store.close()

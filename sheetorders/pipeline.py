@@ -15,9 +15,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sheetorders.config import Config, SheetConfig
-from sheetorders.errors import AmbiguousOrder, JournalError, NotEnoughFunds, PanelError, SheetError
+from sheetorders.errors import (
+    AmbiguousOrder,
+    JournalError,
+    NotEnoughFunds,
+    PanelError,
+    SheetError,
+    SheetTrackedElsewhere,
+)
 from sheetorders.execute import OrderSender, Placement, send_action
-from sheetorders.journal import Journal, JournalRequest
+from sheetorders.journal import Journal, JournalMark, JournalRequest
 from sheetorders.models import Balance, Service
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import Panels
@@ -57,6 +64,8 @@ class PassOptions:
     max_spend: Decimal | None = None
     on_progress: Callable[[int, int], None] | None = None  # (done, total) while submitting
     stop: StopSignal | None = None  # once set, nothing new is sent; what was placed is written back
+    take_over: bool = False  # a sheet another journal tracks becomes this journal's
+    wait: bool = False  # wait for another process working on the same sheet, instead of refusing
 
     @property
     def stopping(self) -> bool:
@@ -73,6 +82,7 @@ class _Pass:
     panels: Panels
     options: PassOptions
     report: PassReport
+    key: str  # what the journal files this sheet under
     written_refs: set[str] = field(default_factory=set)  # entries the sheet shows after the write
     written_requests: set[int] = field(default_factory=set)
     asked_after_read: bool = False  # panels were asked something between reading and writing
@@ -83,10 +93,6 @@ class _Pass:
     def sending(self) -> bool:
         """Whether new requests may still go out: no stop asked for, and the journal records."""
         return not self.options.stopping and self.journal_failure is None
-
-    @property
-    def key(self) -> str:
-        return self.sheet.journal_key
 
     @property
     def default_panel(self) -> str:
@@ -107,41 +113,85 @@ def run_pass(
 ) -> PassReport:
     """One pass over one sheet. Panel failures are reported; sheet failures raise SheetError."""
     options = options or PassOptions()
-    work = _Pass(
-        config, sheet, journal, panels, options, PassReport(sheet=sheet.label, dry_run=options.dry_run)
-    )
     backend = backend or open_backend(
         sheet.source, sheet.worksheet, {**config.google, "columns": config.columns}
     )
+    report = PassReport(sheet=sheet.label, dry_run=options.dry_run)
+    work = _Pass(config, sheet, journal, panels, options, report, _sheet_key(journal, sheet, backend))
     try:
-        known = Answers() if options.dry_run else _prefetch(work)
-        read = read_sheet(backend, config.columns)
-        _reconcile(work, read.rows)
-        catalogs = _load_catalogs(work, _panels_needed(work, read.rows))
-        plan = make_plan(
-            read.rows,
-            catalogs,
-            Limits(_max_spend(work), work.report.balances),
-            default_panel=work.default_panel,
-            down_panels={*work.report.unreachable, *work.report.panel_errors},
-        )
-        _apply_plan(work, plan)
-        if options.dry_run:
-            work.report.would_order = [order.request for order in plan.orders]
-            return work.report
-        if plan.orders or any(row.action for row in read.rows):
-            # Before anything is sent: every cell the write-back may need can be written.
-            backend.check_writable(cells_to_check(read, [row for row in read.rows if not row.is_blank]))
-        _place(work, plan)
-        if work.sending:  # else: write back what was placed, without asking more
-            _actions(work, read.rows, catalogs)
-            _refresh(work, read.rows, known)
-        _write_back(work, backend, read)
-        if work.journal_failure is not None:
-            work.report.failure = JournalError(_journal_failure_message(work))
+        with backend.hold(options.wait):
+            return _run(work, backend)
     finally:
         backend.close()
+
+
+def _run(work: _Pass, backend: SheetBackend) -> PassReport:
+    known = Answers() if work.options.dry_run else _prefetch(work)
+    read = read_sheet(backend, work.config.columns)
+    owner = _owner(work, backend)
+    _reconcile(work, read.rows)
+    catalogs = _load_catalogs(work, _panels_needed(work, read.rows))
+    plan = make_plan(
+        read.rows,
+        catalogs,
+        Limits(_max_spend(work), work.report.balances),
+        default_panel=work.default_panel,
+        down_panels={*work.report.unreachable, *work.report.panel_errors},
+    )
+    _apply_plan(work, plan)
+    if work.options.dry_run:
+        work.report.would_order = [order.request for order in plan.orders]
+        return work.report
+    if plan.orders or any(row.action for row in read.rows):
+        _ready_to_send(work, backend, read, owner)
+    _place(work, plan)
+    if work.sending:  # else: write back what was placed, without asking more
+        _actions(work, read.rows, catalogs)
+        _refresh(work, read.rows, known)
+    _write_back(work, backend, read)
+    if work.journal_failure is not None:
+        work.report.failure = JournalError(_journal_failure_message(work))
     return work.report
+
+
+def _ready_to_send(work: _Pass, backend: SheetBackend, read: SheetRead, owner: JournalMark | None) -> None:
+    """Before anything is sent: every cell the write-back may need can be written, and the
+    sheet says which journal tracks it (so that a second journal refuses it)."""
+    backend.check_writable(cells_to_check(read, [row for row in read.rows if not row.is_blank]))
+    if owner is None:
+        backend.claim(work.journal.mark)
+
+
+def _sheet_key(journal: Journal, sheet: SheetConfig, backend: SheetBackend) -> str:
+    """A named sheet is filed under its name (a moved file keeps its history); another under what
+    it is, however it was spelled (entries filed under the spelling, as before, move there)."""
+    if sheet.name:
+        return sheet.journal_key
+    journal.move_sheet(sheet.journal_key, backend.identity)
+    return backend.identity
+
+
+def _owner(work: _Pass, backend: SheetBackend) -> JournalMark | None:
+    """The journal the sheet says tracks it; another journal's is refused (both would order)."""
+    text = backend.owner()
+    if text is None:
+        return None
+    mark = JournalMark.parse(text)
+    if mark.journal == work.journal.id:
+        return mark
+    if work.options.take_over and not work.options.dry_run:
+        backend.claim(work.journal.mark)
+        work.report.notices.append(f"{backend.description} moved to this journal from {mark}")
+        return JournalMark.parse(work.journal.mark)
+    message = (
+        f"{backend.description} is tracked by another journal: {mark}. Two journals on one sheet "
+        "would both order its rows. Run it with that journal's config; or, to move the sheet to "
+        "this journal deliberately (its rows' refs then count as unknown here), run once with --take-over"
+    )
+    if work.options.dry_run:
+        work.report.notices.append(message)
+        return mark
+    raise SheetTrackedElsewhere(message)
 
 
 def _max_spend(work: _Pass) -> Decimal | None:
@@ -166,7 +216,9 @@ def _remember_statuses(work: _Pass, answers: Answers) -> None:
 
 
 def _reconcile(work: _Pass, rows: list[SheetRow]) -> None:
-    found = reconcile(rows, work.journal.rows(work.key), work.journal.get, work.default_panel)
+    found = reconcile(
+        rows, work.journal.rows(work.key), work.journal.get, work.default_panel, work.journal.issued
+    )
     if not work.options.dry_run:
         for transition in found.transitions:
             transition.apply(work.journal)

@@ -64,8 +64,10 @@ def reconcile(
     journal_rows: Mapping[str, JournalRow],
     lookup: Callable[[str], JournalRow | None],
     default_panel: str,
+    issued: Callable[[str], bool | None] = lambda ref: None,
 ) -> Reconciliation:
-    """`journal_rows`: the sheet's entries by ref; `lookup` finds an entry of another sheet."""
+    """`journal_rows`: the sheet's entries by ref; `lookup` finds an entry of another sheet;
+    `issued` tells whether this journal issued a ref (None: the ref does not say)."""
     result = Reconciliation()
     by_ref: dict[str, list[SheetRow]] = defaultdict(list)
     for row in rows:
@@ -74,7 +76,10 @@ def reconcile(
     for ref, same_ref in by_ref.items():
         entry = journal_rows.get(ref) or lookup(ref)
         for row in _owners(ref, same_ref, entry, result):
-            _apply_entry(row, entry, result)
+            if entry is None and issued(ref) is False:
+                _foreign(row)
+            else:
+                _apply_entry(row, entry, result)
     unmatched = [
         entry
         for entry in journal_rows.values()
@@ -103,6 +108,15 @@ def _owners(
             )
             row.ignore_ref()
     return [owner] if owner else []
+
+
+def _foreign(row: SheetRow) -> None:
+    if not row.order_id and row.status.lower() != RETRY:
+        row.mark(
+            RowStatus.UNCERTAIN,
+            f"ref {row.ref} was issued by another sheetorders journal: that journal may have ordered "
+            "this row. Check the panel; type retry in status to order this row here",
+        )
 
 
 def _apply_entry(row: SheetRow, entry: JournalRow | None, result: Reconciliation) -> None:

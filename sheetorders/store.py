@@ -66,6 +66,18 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def meta(self, key: str, default: Callable[[], str]) -> str:
+        """A value of the meta table, set to `default()` the first time it is asked for."""
+        found = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        if found:
+            return str(found[0]["value"])
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, default()))
+
+        self.write(insert)
+        return str(self.query("SELECT value FROM meta WHERE key = ?", (key,))[0]["value"])
+
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()

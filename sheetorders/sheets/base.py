@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -120,6 +121,21 @@ class SheetBackend(ABC):
         """How to name this sheet to a person (no secrets)."""
         return f"{self.source} [{self.worksheet}]" if self.worksheet else self.source
 
+    @property
+    def identity(self) -> str:
+        """What this sheet is, however its source was spelled: the journal files its rows under
+        it. Backends give the resolved file or document; tab names count without their case."""
+        return f"{self.source}#{(self.worksheet or '').casefold()}"
+
+    def owner(self) -> str | None:
+        """The mark of the journal that tracks this sheet, as the sheet itself carries it (None:
+        no journal yet, or a backend that cannot carry one). Read after `read`."""
+        return None
+
+    def claim(self, owner: str) -> None:  # noqa: B027 - optional
+        """Put `owner` (a journal's mark) into the sheet, before any order of its is placed, so
+        that a second journal finds it and refuses. A backend that cannot carry one keeps nothing."""
+
     @abstractmethod
     def read(self) -> SheetTable:
         """Read the whole worksheet, in one call where the storage allows."""
@@ -154,6 +170,11 @@ class SheetBackend(ABC):
         request. Backends check what they can see (file permissions, merged cells, the
         column limit); this default accepts everything.
         """
+
+    def hold(self, wait: bool = False) -> AbstractContextManager[None]:
+        """While inside, no other sheetorders process (whatever its journal) works on this sheet;
+        raises LockHeld (or waits) when one does. Backends that cannot lock hold nothing."""
+        return nullcontext()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release whatever the backend holds."""

@@ -27,6 +27,7 @@ from typing import Any, cast
 from openpyxl import load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.cell.rich_text import CellRichText
+from openpyxl.packaging.custom import StringProperty
 from openpyxl.styles import Font
 from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.formula import ArrayFormula
@@ -141,6 +142,31 @@ class ExcelBackend(LocalFileBackend):
         if not isinstance(sheet, Worksheet):
             raise SheetError(f"tab {name!r} of {self.path} is a chart, not a worksheet")
         return sheet
+
+    def _owner_property(self) -> str:
+        assert self._sheet is not None
+        return f"sheetorders.journal {self._sheet.title}"
+
+    def owner(self) -> str | None:
+        """A custom document property per tab holds the mark of the journal tracking it."""
+        if self._workbook is None:
+            self.read()
+        assert self._workbook is not None
+        props = self._workbook.custom_doc_props  # type: ignore[attr-defined]  # not in the stubs
+        name = self._owner_property()
+        return next((str(p.value) for p in props.props if p.name == name), None)
+
+    def claim(self, owner: str) -> None:
+        if self._workbook is None:
+            self.read()
+        workbook = self._workbook
+        assert workbook is not None
+        name = self._owner_property()
+        props = workbook.custom_doc_props  # type: ignore[attr-defined]  # not in the stubs
+        props.props = [p for p in props.props if p.name != name]
+        props.append(StringProperty(name=name, value=owner))
+        self._check_before_save()
+        self._save(workbook.save)
 
     def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:
         """Besides the file (see LocalFileBackend), refuse cells past Excel's last column (XFD)

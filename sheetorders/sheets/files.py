@@ -8,10 +8,12 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from sheetorders.errors import SheetChanged, SheetError, SheetLocked, SheetNotWritable
+from sheetorders.locks import process_lock
 from sheetorders.sheets.base import SheetBackend
 
 # (mtime_ns, size, inode): a file replaced by a copy of the same size and time is a change too.
@@ -250,6 +252,15 @@ class LocalFileBackend(SheetBackend):
         super().__init__(source, worksheet, options)
         self.path = Path(source).expanduser()
         self._stamp: FileStamp | None = None
+
+    @property
+    def identity(self) -> str:
+        return f"file:{os.path.realpath(self.path)}#{(self.worksheet or '').casefold()}"
+
+    def hold(self, wait: bool = False) -> AbstractContextManager[None]:
+        """A lock file beside the sheet (hidden), held for the pass."""
+        real = Path(os.path.realpath(self.path))
+        return process_lock(real.with_name(f".{real.name}.sheetorders-lock"), str(self.path), wait)
 
     def changed_since_read(self) -> bool:
         return file_stamp(self.path) != self._stamp

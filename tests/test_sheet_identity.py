@@ -1,0 +1,143 @@
+"""One sheet, one identity whatever the spelling; a sheet carries which journal tracks it, so a
+second journal refuses it; one process at a time on a sheet, whatever its journal."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from sheetorders.app import run_sheets
+from sheetorders.config import load_config
+from sheetorders.errors import ExitCode, LockHeld, SheetTrackedElsewhere
+from sheetorders.pipeline import PassOptions
+from sheetorders.report import RunReport
+from sheetorders.sheets.excel import ExcelBackend
+from sheetorders.testing.panel_server import PanelServer
+from sheetorders.testing.workbooks import read_sheet, write_config
+from sheetorders.workbook import build_order_workbook
+
+
+class Crashed(BaseException):
+    """The process died between the panel's answers and the save."""
+
+
+def rows(count: int, tag: str) -> list[dict[str, object]]:
+    return [{"service": 2, "link": f"https://instagram.com/{tag}{i}", "quantity": 100} for i in range(count)]
+
+
+@pytest.mark.parametrize("second", ["./orders.xlsx", "ABSOLUTE", "sub/../orders.xlsx"])
+def test_a_sheet_reached_by_another_spelling_after_a_killed_run_is_not_ordered_twice(
+    tmp_path: Path, panel: PanelServer, monkeypatch: pytest.MonkeyPatch, second: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", rows(20, "spell"))
+    other = build_order_workbook(tmp_path / "other.xlsx", [])
+    config = load_config(write_config(tmp_path, panel.url, other))
+
+    def crash(self: ExcelBackend, cells: object) -> None:
+        raise Crashed
+
+    with monkeypatch.context() as patched, pytest.raises(Crashed):
+        patched.setattr(ExcelBackend, "write", crash)
+        run_sheets(config.with_sheet_source("orders.xlsx"))
+    assert len(panel.ledger.orders) == 20
+
+    spelling = str(sheet) if second == "ABSOLUTE" else second
+    report = run_sheets(config.with_sheet_source(spelling))
+
+    assert len(panel.ledger.orders) == 20  # found again, none placed twice
+    assert report.sheets[0].recovered == 20
+    assert sorted(r["order_id"] for r in read_sheet(sheet)) == sorted(panel.ledger.orders)
+
+
+def test_the_case_of_the_tab_name_does_not_make_a_new_sheet(
+    tmp_path: Path, panel: PanelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", rows(3, "case"))
+    path = write_config(tmp_path, panel.url, sheet)
+
+    def crash(self: ExcelBackend, cells: object) -> None:
+        raise Crashed
+
+    with monkeypatch.context() as patched, pytest.raises(Crashed):
+        patched.setattr(ExcelBackend, "write", crash)
+        run_sheets(load_config(path))
+    path.write_text(path.read_text().replace("worksheet: Orders", "worksheet: ORDERS"))
+    assert "ORDERS" in path.read_text()
+    run_sheets(load_config(path))
+    assert len(panel.ledger.orders) == 3
+
+
+def two_configs(tmp_path: Path, panel: PanelServer, sheet: Path) -> tuple[Path, Path]:
+    """Two configs, each with its own journal, on the same workbook."""
+    paths = []
+    for team in ("a", "b"):
+        folder = tmp_path / team
+        folder.mkdir()
+        paths.append(write_config(folder, panel.url, sheet))
+    return paths[0], paths[1]
+
+
+def test_a_second_journal_on_a_sheet_another_tracks_refuses_before_placing(
+    tmp_path: Path, panel: PanelServer
+) -> None:
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", rows(20, "two"))
+    first, second = two_configs(tmp_path, panel, sheet)
+    run_sheets(load_config(first))
+    assert len(panel.ledger.orders) == 20
+    build_order_workbook(tmp_path / "fresh.xlsx", [])  # unrelated; the journal of b is new
+    # A person clears two rows' results: b would order them again if it did not refuse.
+    report = run_sheets(load_config(second))
+    failure = report.sheets[0].failure
+    assert isinstance(failure, SheetTrackedElsewhere)
+    assert str(tmp_path / "a" / ".sheetorders" / "journal.sqlite") in str(failure)
+    assert "--take-over" in str(failure)
+    assert report.exit_code == ExitCode.USAGE
+    assert len(panel.ledger.orders) == 20
+
+
+def test_two_journals_on_a_fresh_sheet_never_both_order(tmp_path: Path, panel: PanelServer) -> None:
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", rows(5, "race"))
+    first, second = two_configs(tmp_path, panel, sheet)
+    config_a, config_b = load_config(first), load_config(second)
+    original = panel.handle
+    started = threading.Lock()
+    inner: list[RunReport] = []
+
+    def b_runs_while_a_orders(form: dict[str, str]) -> object:
+        if form.get("action") == "add" and started.acquire(blocking=False):
+            inner.append(run_sheets(config_b))  # another process, at the worst moment
+        return original(form)
+
+    panel.handle = b_runs_while_a_orders
+    run_sheets(config_a)
+    failure = inner[0].sheets[0].failure
+    assert isinstance(failure, (SheetTrackedElsewhere, LockHeld)), failure
+    assert len(panel.ledger.orders) == 5
+
+
+def test_take_over_moves_the_sheet_and_treats_the_other_journals_refs_as_unknown(
+    tmp_path: Path, panel: PanelServer
+) -> None:
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", [*rows(2, "move"), *rows(1, "new")])
+    first, second = two_configs(tmp_path, panel, sheet)
+    run_sheets(load_config(first))
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(sheet)
+    ws = workbook["Orders"]
+    header = [c.value for c in ws[1]]
+    ws.cell(2, header.index("order_id") + 1).value = None  # results lost, ref kept
+    workbook.save(sheet)
+
+    report = run_sheets(load_config(second), PassOptions(take_over=True))
+
+    assert report.sheets[0].failure is None
+    assert any("moved to this journal" in n for n in report.sheets[0].notices)
+    row = read_sheet(sheet)[0]
+    assert row["status"] == "Uncertain" and "another sheetorders journal" in row["error"]
+    assert len(panel.ledger.orders) == 3  # nothing ordered again
+    assert isinstance(run_sheets(load_config(first)).sheets[0].failure, SheetTrackedElsewhere)
