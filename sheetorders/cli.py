@@ -587,6 +587,124 @@ def cancel(order_ids: tuple[str, ...], panel: str | None, as_json: bool) -> None
     )
 
 
+# --- init and template ----------------------------------------------------------------------
+
+
+def _ask(label: str, check: Callable[[str], str], default: str | None = None) -> str:
+    """Ask on the terminal until the answer passes `check` (which raises SheetordersError)."""
+
+    def value(text: str) -> str:
+        try:
+            return check(text)
+        except SheetordersError as error:
+            raise click.UsageError(str(error)) from None
+
+    answer: str = click.prompt(label, default=default, value_proc=value)
+    return answer
+
+
+@cli.command()
+@click.option("--url", help="The panel's API URL, like https://smmkings.com/api/v2.")
+@click.option(
+    "--key-env", metavar="NAME", help="The NAME of the environment variable that holds the panel's API key."
+)
+@click.option("--sheet", help="The order sheet: an .xlsx path or a Google Sheets URL (default orders.xlsx).")
+def init(url: str | None, key_env: str | None, sheet: str | None) -> None:
+    """Write a commented sheetorders.yaml for your panel (asked on a terminal, or given as options)."""
+    import os
+
+    from sheetorders import init as setup
+    from sheetorders.errors import UsageError
+
+    path = Path(_settings().get("config") or "sheetorders.yaml")
+    setup.refuse_existing(path)
+    asking = sys.stdin.isatty()
+    if not asking and (url is None or key_env is None):
+        raise UsageError("give --url and --key-env (on a terminal, sheetorders init asks for them)")
+    url = setup.check_url(url) if url is not None else _ask("Panel API URL", setup.check_url)
+    if key_env is not None:
+        key_env = setup.check_key_env(key_env)
+    else:
+        label = "Name of the environment variable that holds the API key"
+        key_env = _ask(label, setup.check_key_env, setup.suggested_key_env(url))
+    if sheet is not None:
+        sheet = setup.check_sheet(sheet)
+    else:
+        label = "Order sheet (.xlsx path or Google Sheets URL)"
+        sheet = _ask(label, setup.check_sheet, setup.DEFAULT_SHEET) if asking else setup.DEFAULT_SHEET
+    answers = setup.InitAnswers(url, key_env, sheet)
+    setup.write_new(path, setup.render_config(answers))
+    for line in setup.next_steps(path, answers, os.environ):
+        console.print(escape(line), soft_wrap=True)
+
+
+@cli.command()
+@click.argument("out", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--google",
+    "google_sheet",
+    metavar="URL_OR_KEY",
+    help="Set up this Google spreadsheet (shared with the config's Google account) instead of a file.",
+)
+@click.option("--panel", help="Only this panel's services (a name from the config).")
+@click.option("--category", help="Only services whose category contains this text.")
+@click.option("--type", "service_type", metavar="TYPE", help="Only services of this type, like Default.")
+@click.option("--all-columns", is_flag=True, help="Every order column, not only those the services take.")
+@click.option(
+    "--rows",
+    type=click.IntRange(1, 50_000),
+    default=1000,
+    show_default=True,
+    help="Rows prepared with the estimate formula, dropdowns and status colours.",
+)
+def template(
+    out: str | None,
+    google_sheet: str | None,
+    panel: str | None,
+    category: str | None,
+    service_type: str | None,
+    all_columns: bool,
+    rows: int,
+) -> None:
+    """Build an order sheet (OUT.xlsx, or --google) from the panels' live catalogs."""
+    import shlex
+
+    from sheetorders import template as layouts
+    from sheetorders.errors import UsageError
+
+    if (out is None) == (google_sheet is None):
+        raise UsageError("give either OUT.xlsx or --google URL_OR_KEY")
+    if out is not None and not out.lower().endswith(".xlsx"):
+        raise UsageError(f"{out}: the template is an Excel workbook; give a name ending in .xlsx")
+    if out is not None and Path(out).exists():
+        raise UsageError(f"{out} already exists: it was left as it is; give another name")
+    config = _config()
+    source = out or str(google_sheet)
+    layout = layouts.layout_from_config(
+        config,
+        panel=panel,
+        category=category,
+        service_type=service_type,
+        all_columns=all_columns,
+        rows=rows,
+        source=source,
+    )
+    if out is not None:
+        from sheetorders.template_xlsx import write_template
+
+        where = str(write_template(Path(out), layout))
+    else:
+        from sheetorders.template_google import write_google_template
+
+        where = f"Google spreadsheet {write_google_template(source, config.google, layout).key}"
+    given = _settings().get("config")
+    run = "sheetorders" + (f" -c {shlex.quote(str(given))}" if given else "") + " run --dry-run"
+    if not layouts.is_configured_sheet(config, source):
+        run += f" --sheet {shlex.quote(source)}"
+    for line in layouts.summary(layout, where, run):
+        console.print(escape(line), soft_wrap=True)
+
+
 # --- demo -----------------------------------------------------------------------------------
 
 

@@ -54,7 +54,11 @@ OUTPUT_COLUMNS = (
     "refill_status",
 )
 
-KNOWN_COLUMNS = frozenset((*INPUT_COLUMNS, ACTION_COLUMN, *OUTPUT_COLUMNS))
+# Computed by the sheet itself: `sheetorders template` fills them with formulas (the estimate
+# of a row's cost as it is typed). The pass recognises them and never reads or writes them.
+COMPUTED_COLUMNS = ("estimate",)
+
+KNOWN_COLUMNS = frozenset((*INPUT_COLUMNS, ACTION_COLUMN, *OUTPUT_COLUMNS, *COMPUTED_COLUMNS))
 
 _SEPARATORS = re.compile(r"[\s\-_]+")
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import yaml
 
-from sheetorders.app import RunReport, run_sheets
+from sheetorders.app import run_sheets
 from sheetorders.config import Config, PanelConfig, SheetConfig
 from sheetorders.pipeline import PassOptions
+from sheetorders.report import RunReport
+from sheetorders.template import layout_from_config, service_entry
+from sheetorders.template_xlsx import write_template
 from sheetorders.testing.panel_server import PanelServer, default_catalog
-from sheetorders.workbook import build_order_workbook
 
 DEMO_SHEET = "demo-orders.xlsx"
 DEMO_KEY = "demo-key"
@@ -159,12 +161,15 @@ def demo_session(
         journal = folder / ".sheetorders" / "demo-journal.sqlite"
         for stale in (journal, Path(f"{journal}-wal"), Path(f"{journal}-shm")):
             stale.unlink(missing_ok=True)
-        build_order_workbook(sheet_path, example_rows(default_catalog()))
-        on_step(f"Wrote {sheet_path.name}: one row per service type, a drip-feed row, and a few mistakes.")
         config = Config(
             panels={"demo": PanelConfig(name="demo", url=server.url, key=DEMO_KEY)},
             sheets=[SheetConfig(source=str(sheet_path), worksheet="Orders", name=sheet_path.name)],
             journal=journal,
+        )
+        write_example_sheet(config, sheet_path)
+        on_step(
+            f"Wrote {sheet_path.name} from the panel's catalog: one row per service type, a drip-feed "
+            "row, and a few mistakes (pick a service from the list, the estimate follows)."
         )
         on_step("Running: validate every row, place the valid ones, write the results back…")
         report = run_sheets(config, PassOptions())
@@ -174,14 +179,27 @@ def demo_session(
         closing = (
             f"\nOpen {sheet_path} to see order IDs, statuses, charges, and why invalid rows were refused.\n"
             "Try `sheetorders run` on a copy of your own next; `sheetorders demo` starts afresh.\n"
-            "Next: copy config.example.yaml to sheetorders.yaml, point it at your panel and sheet, "
-            "then `sheetorders run --dry-run`."
+            "Next, with your own panel: `sheetorders init` writes a sheetorders.yaml for it, "
+            "`sheetorders template orders.xlsx` builds the sheet from its catalog, then "
+            "`sheetorders run --dry-run`."
         )
         try:
             yield DemoReport(run=report, sheet=sheet_path, closing=closing, config=config_path)
         finally:
             if config_path is not None:
                 config_path.unlink(missing_ok=True)
+
+
+def write_example_sheet(config: Config, path: Path) -> Path:
+    """The demo's sheet, written by `sheetorders template` from the demo panel's live catalog,
+    with the example rows filled in; a service the catalog has is named by its dropdown entry."""
+    layout = layout_from_config(config, own_columns=("note",), rows=len(example_rows(default_catalog())))
+    entries = {listed.service.id: service_entry(listed.service) for listed in layout.services}
+    rows = [
+        {**row, "service": entries.get(str(row["service"]), row["service"])}
+        for row in example_rows(default_catalog())
+    ]
+    return write_template(path, layout, rows)
 
 
 def run_demo(folder: Path, on_step: Callable[[str], None] = print) -> DemoReport:

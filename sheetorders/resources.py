@@ -1,7 +1,7 @@
-"""Files shipped with the package: JSON Schemas and sheet templates.
+"""Files shipped with the package: JSON Schemas, sheet templates and the example config.
 
 In a wheel they live in `sheetorders/_data/`; in a source checkout they are the
-top-level `schemas/` and `templates/` folders.
+top-level `schemas/` and `templates/` folders and `config.example.yaml`.
 """
 
 from __future__ import annotations
@@ -35,3 +35,14 @@ def load_schema(relative: str) -> dict[str, Any]:
 
 def template_path(name: str) -> Traversable:
     return data_dir("templates").joinpath(name)
+
+
+CONFIG_EXAMPLE = "config.example.yaml"
+
+
+def config_example() -> str:
+    """The text of config.example.yaml: every key of the config, documented."""
+    packaged = resources.files("sheetorders").joinpath("_data", CONFIG_EXAMPLE)
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (_CHECKOUT_ROOT / CONFIG_EXAMPLE).read_text(encoding="utf-8")

@@ -20,6 +20,7 @@ to judge. Their cost is rate × quantity / 1000, or the flat rate when there is 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,11 @@ _SPACE = re.compile(r"\s")
 _TYPE_SEPARATORS = re.compile(r"[^a-z0-9]+")
 _ORDER_FIELD_SET = frozenset(ORDER_FIELDS)
 _COLUMN_ORDER = {name: index for index, name in enumerate(INPUT_COLUMNS)}
+# A template's dropdown entry: `1 — Instagram Followers — 0.90 / 1000` (an ID, a dash, the name).
+_SERVICE_ENTRY = re.compile(r"\s*([0-9]+)\s+[—–-]\s+(.*)", re.DOTALL)
+_NAME_SPACE = re.compile(r"\s+")
+
+log = logging.getLogger("sheetorders.validate")
 
 
 @dataclass(frozen=True)
@@ -124,12 +130,12 @@ def same_target_key(
 ) -> tuple[str, str, str]:
     """(panel, service, target): two orders with the same key must not run at the same time.
 
-    `service` is a service ID cell: a whole number gives its int string (`1.0`, `" 1 "` -> `"1"`),
-    anything else its `cell_text`. The target is the link's `cell_text`, or, when the link is
+    `service` is a service cell: a whole number or a dropdown entry gives the ID's int string
+    (`1.0`, `" 1 "`, `"1 — Instagram Likes — 0.90 / 1000"` -> `"1"`), anything else its `cell_text`. The target is the link's `cell_text`, or, when the link is
     empty (Subscriptions have none), the username's.
     """
     try:
-        service_text = str(parse_whole_number(service))
+        service_text = str(parse_service_cell(service)[0])
     except ValueError:
         service_text = cell_text(service)
     return (panel, service_text, cell_text(link) or cell_text(username))
@@ -479,7 +485,7 @@ def _resolve_service(
         problems.add("service", f"{show(value)} is a formula; type the value itself")
         return None
     try:
-        service_id = parse_whole_number(value)
+        service_id, typed_name = parse_service_cell(value)
     except ValueError as exc:
         problems.add("service", str(exc))
         return None
@@ -488,7 +494,42 @@ def _resolve_service(
     service = catalogs[panel].get(str(service_id))
     if service is None:
         problems.add("service", f"{service_id} is not in the catalog of panel {show(panel)}")
+    elif typed_name is not None:
+        warning = service_name_warning(typed_name, service, panel)
+        if warning:
+            # Not a problem of the row (the ID decides what is ordered): said on the log.
+            log.warning("row %d, service: %s", problems.row, warning)
     return service
+
+
+def parse_service_cell(value: object) -> tuple[int, str | None]:
+    """The service ID a `service` cell names, and the text typed after it, if any.
+
+    `1`, `1.0`, `" 1 "` -> (1, None). A template's dropdown entry, a whole number then ` — `
+    (or ` - `) then the name, gives its number: `"1 — Instagram Likes — 0.90 / 1000"` ->
+    (1, "Instagram Likes — 0.90 / 1000"). Raises ValueError for anything else, saying what
+    is allowed.
+    """
+    if isinstance(value, str):
+        match = _SERVICE_ENTRY.fullmatch(value)
+        if match:
+            return int(match.group(1)), match.group(2).strip()
+    return parse_whole_number(value), None
+
+
+def service_name_warning(typed_name: str, service: Service, panel: str) -> str | None:
+    """What to say when the name after a dropdown entry's ID is no longer the catalog's name
+    for that ID (the panel renamed it, or the ID now sells something else); None when it is.
+    The name may be followed by ` — ` and more (the entry's price)."""
+    typed = _NAME_SPACE.sub(" ", typed_name).strip().casefold()
+    name = _NAME_SPACE.sub(" ", service.name).strip().casefold()
+    if typed == name or any(typed.startswith(name + dash) for dash in (" — ", " – ", " - ")):
+        return None
+    return (
+        f"{service.id} is now {show(service.name)} in the catalog of panel {show(panel)}, not "
+        f"{show(typed_name)}; service {service.id} is what is ordered: check the row, and run "
+        "`sheetorders template` again for a current list"
+    )
 
 
 def validate_row(

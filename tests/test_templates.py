@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import runpy
 import shlex
 import warnings
 import zipfile
@@ -10,11 +11,11 @@ from pathlib import Path
 
 import click
 from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
 
 from sheetorders.cli import cli
 from sheetorders.columns import KNOWN_COLUMNS, map_headers
 from sheetorders.resources import load_schema, template_path
-from sheetorders.workbook import TEMPLATE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -31,19 +32,40 @@ def parse_cli(args: list[str]) -> click.Context:
     return command.make_context(name, rest, parent=group_context)
 
 
+def starter_headers() -> list[object]:
+    return [cell.value for cell in load_workbook(TEMPLATES / "orders.xlsx", read_only=True)["Orders"][1]]
+
+
 def test_xlsx_template_has_every_column_and_they_are_all_recognised():
-    sheet = load_workbook(TEMPLATES / "orders.xlsx")["Orders"]
+    workbook = load_workbook(TEMPLATES / "orders.xlsx")
+    assert workbook.sheetnames == ["Orders", "Services", "Help"]
+    sheet = workbook["Orders"]
     headers = [cell.value for cell in sheet[1]]
-    assert headers == list(TEMPLATE_COLUMNS)
+    assert len(headers) == len(set(headers))
     recognised = map_headers(headers)
-    assert set(recognised) == set(TEMPLATE_COLUMNS) - {"note"}
+    assert set(recognised) == set(headers) - {"note"}  # note: an example of the team's own column
     assert set(recognised) == KNOWN_COLUMNS
     assert sheet.freeze_panes == "C2"
-    assert sheet.max_row == 1  # no example data in the template
+    # No example data in the template: below the header only the estimate formula is filled.
+    filled = {
+        cell.column_letter for row in sheet.iter_rows(min_row=2) for cell in row if cell.value is not None
+    }
+    assert filled == {get_column_letter(recognised["estimate"] + 1)}
+
+
+def test_the_starter_workbook_is_what_its_script_builds(tmp_path):
+    """templates/orders.xlsx is rebuilt by templates/build_starter.py from the local panel's catalog."""
+    build = runpy.run_path(str(TEMPLATES / "build_starter.py"))["build"]
+    build(tmp_path)
+    for name in ("Orders", "Services", "Help"):
+        built = load_workbook(tmp_path / "orders.xlsx")[name]
+        shipped = load_workbook(TEMPLATES / "orders.xlsx")[name]
+        assert list(built.values) == list(shipped.values), name
+    assert (tmp_path / "orders.csv").read_text() == (TEMPLATES / "orders.csv").read_text()
 
 
 def test_csv_template_has_the_same_columns():
-    assert (TEMPLATES / "orders.csv").read_text().strip().split(",") == list(TEMPLATE_COLUMNS)
+    assert (TEMPLATES / "orders.csv").read_text().strip().split(",") == starter_headers()
 
 
 def test_templates_and_schemas_load_through_the_package():
@@ -101,5 +123,6 @@ def test_wheel_ships_schemas_and_templates(tmp_path):
     assert "sheetorders/_data/schemas/config.schema.json" in names
     assert "sheetorders/_data/schemas/orders/web_traffic.schema.json" in names
     assert "sheetorders/_data/templates/orders.xlsx" in names
+    assert "sheetorders/_data/config.example.yaml" in names  # what `sheetorders init` writes from
     assert "sheetorders/_data/templates/systemd/sheetorders-sync.timer" in names
     assert "sheetorders/testing/panel_server.py" in names  # the demo needs it

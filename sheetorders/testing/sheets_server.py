@@ -2,9 +2,11 @@
 
 It speaks enough of the real protocol for gspread + google-auth to work against it unchanged:
 the service-account JWT-bearer token exchange, bearer-token checks, values get / batchGet /
-update / batchUpdate with the render and input options, spreadsheet metadata and a few
-spreadsheet batchUpdate requests, Google's JSON error bodies and grid limits. Faults
-(429 with Retry-After, 5xx, dropped connections, slow answers) are injected deterministically.
+update / batchUpdate with the render and input options, spreadsheet metadata and the
+spreadsheet batchUpdate requests sheetorders sends (tabs, grid size, validations, conditional
+formats, cell formats, column sizes and groups, basic filters), Google's JSON error bodies and
+grid limits. Faults (429 with Retry-After, 5xx, dropped connections, slow answers) are injected
+deterministically.
 
     with FakeSheetsServer() as server:
         key = server.create_spreadsheet("Orders", sheets={"Orders": [["link", "quantity"], ["a", 10]]})
@@ -329,6 +331,10 @@ class _Tab:
     extra: dict[str, Any] = field(default_factory=dict)  # other sheet properties set by requests
     data_validations: list[dict[str, Any]] = field(default_factory=list)
     conditional_formats: list[dict[str, Any]] = field(default_factory=list)
+    formats: list[dict[str, Any]] = field(default_factory=list)  # repeatCell requests, latest per range
+    dimensions: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # pixelSize, hidden...
+    column_groups: list[dict[str, Any]] = field(default_factory=list)
+    basic_filter: dict[str, Any] | None = None
 
     def properties(self) -> dict[str, Any]:
         props: dict[str, Any] = {
@@ -577,6 +583,25 @@ class FakeSheetsServer:
         with self._lock:
             return copy.deepcopy(self._tab(spreadsheet_id, tab).conditional_formats)
 
+    def cell_formats(self, spreadsheet_id: str, tab: str) -> list[dict[str, Any]]:
+        """The repeatCell requests applied to the tab: {range, cell, fields}, the latest per range."""
+        with self._lock:
+            return copy.deepcopy(self._tab(spreadsheet_id, tab).formats)
+
+    def column_properties(self, spreadsheet_id: str, tab: str) -> dict[int, dict[str, Any]]:
+        """Column index (0-based) -> the properties set by updateDimensionProperties."""
+        with self._lock:
+            dimensions = self._tab(spreadsheet_id, tab).dimensions
+            return {index: dict(props) for (kind, index), props in dimensions.items() if kind == "COLUMNS"}
+
+    def column_groups(self, spreadsheet_id: str, tab: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._tab(spreadsheet_id, tab).column_groups)
+
+    def basic_filter(self, spreadsheet_id: str, tab: str) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self._tab(spreadsheet_id, tab).basic_filter)
+
     def tabs(self, spreadsheet_id: str) -> list[str]:
         with self._lock:
             return [t.title for t in sorted(self._spreadsheets[spreadsheet_id].tabs, key=lambda t: t.index)]
@@ -779,6 +804,10 @@ class FakeSheetsServer:
             entry: dict[str, Any] = {"properties": tab.properties()}
             if tab.conditional_formats:
                 entry["conditionalFormats"] = copy.deepcopy(tab.conditional_formats)
+            if tab.column_groups:
+                entry["columnGroups"] = copy.deepcopy(tab.column_groups)
+            if tab.basic_filter is not None:
+                entry["basicFilter"] = copy.deepcopy(tab.basic_filter)
             sheets.append(entry)
         return {
             "spreadsheetId": sheet.spreadsheet_id,
@@ -977,9 +1006,148 @@ def _add_sheet(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"addSheet": {"properties": tab.properties()}}
 
 
+_Box = tuple[int, int, int, int]  # start row, end row, start column, end column (0-based, end excluded)
+
+
+def _box(tab: _Tab, grid_range: Mapping[str, Any]) -> _Box:
+    """A GridRange's bounds, its open ends at the edges of the grid."""
+    return (
+        int(grid_range.get("startRowIndex", 0)),
+        int(grid_range.get("endRowIndex", tab.row_count)),
+        int(grid_range.get("startColumnIndex", 0)),
+        int(grid_range.get("endColumnIndex", tab.column_count)),
+    )
+
+
+def _without(outer: _Box, hole: _Box) -> list[_Box]:
+    """`outer` less `hole`: up to four rectangles (`outer` itself when they do not overlap)."""
+    r0, r1, c0, c1 = outer
+    h0, h1, k0, k1 = hole
+    if h0 >= r1 or h1 <= r0 or k0 >= c1 or k1 <= c0:
+        return [outer]
+    top, bottom = max(r0, h0), min(r1, h1)
+    pieces = [
+        (r0, top, c0, c1),
+        (bottom, r1, c0, c1),
+        (top, bottom, c0, max(c0, k0)),
+        (top, bottom, min(c1, k1), c1),
+    ]
+    return [piece for piece in pieces if piece[0] < piece[1] and piece[2] < piece[3]]
+
+
 def _set_data_validation(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
-    tab = _grid_tab(work, spec.get("range") or {})
-    tab.data_validations.append(copy.deepcopy(dict(spec)))
+    """Like Google: the rule (or none, without `rule`) replaces whatever validated those cells."""
+    grid_range = spec.get("range") or {}
+    tab = _grid_tab(work, grid_range)
+    hole = _box(tab, grid_range)
+    kept: list[dict[str, Any]] = []
+    for existing in tab.data_validations:
+        box = _box(tab, existing["range"])
+        pieces = _without(box, hole)
+        if pieces == [box]:
+            kept.append(existing)
+            continue
+        for r0, r1, c0, c1 in pieces:
+            piece_range = {
+                "sheetId": tab.sheet_id,
+                "startRowIndex": r0,
+                "endRowIndex": r1,
+                "startColumnIndex": c0,
+                "endColumnIndex": c1,
+            }
+            kept.append({**copy.deepcopy(existing), "range": piece_range})
+    if spec.get("rule"):
+        kept.append(copy.deepcopy(dict(spec)))
+    tab.data_validations = kept
+    return {}
+
+
+def _repeat_cell(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    grid_range = spec.get("range") or {}
+    tab = _grid_tab(work, grid_range)
+    if not spec.get("fields"):
+        raise _ApiError(400, "At least one field must be specified in 'fields'.")
+    entry = {"range": copy.deepcopy(dict(grid_range)), "cell": copy.deepcopy(spec.get("cell") or {})}
+    entry["fields"] = spec["fields"]
+    tab.formats = [f for f in tab.formats if (f["range"], f["fields"]) != (entry["range"], entry["fields"])]
+    tab.formats.append(entry)
+    return {}
+
+
+def _dimension_tab(work: _Spreadsheet, dimension_range: Mapping[str, Any]) -> tuple[_Tab, str, range]:
+    tab = _grid_tab(work, dimension_range)
+    kind = dimension_range.get("dimension")
+    if kind not in ("ROWS", "COLUMNS"):
+        raise _ApiError(400, "dimension must be ROWS or COLUMNS")
+    size = tab.row_count if kind == "ROWS" else tab.column_count
+    start = int(dimension_range.get("startIndex", 0))
+    end = int(dimension_range.get("endIndex", size))
+    if not 0 <= start < end <= size:
+        raise _ApiError(400, f"Invalid dimension range [{start}, {end}) for a grid of {size}")
+    return tab, str(kind), range(start, end)
+
+
+def _update_dimension_properties(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    tab, kind, indexes = _dimension_tab(work, spec.get("range") or {})
+    paths = _field_paths(spec.get("fields") or "")
+    if not paths:
+        raise _ApiError(400, "At least one field must be specified in 'fields'.")
+    props = spec.get("properties") or {}
+    for index in indexes:
+        stored = tab.dimensions.setdefault((kind, index), {})
+        for path in paths:
+            if path in props:
+                stored[path] = props[path]
+            else:
+                stored.pop(path, None)
+    return {}
+
+
+def _same_span(group: Mapping[str, Any], dimension_range: Mapping[str, Any]) -> bool:
+    keys = ("startIndex", "endIndex")
+    return all(group["range"].get(k) == dimension_range.get(k) for k in keys)
+
+
+def _add_dimension_group(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A new group nests inside the groups that contain it; the groups inside it go one deeper."""
+    dimension_range = dict(spec.get("range") or {})
+    tab, kind, indexes = _dimension_tab(work, dimension_range)
+    if kind != "COLUMNS":
+        raise _ApiError(501, "row groups are not implemented by the fake")
+    inside = 0
+    for group in tab.column_groups:
+        span = range(group["range"]["startIndex"], group["range"]["endIndex"])
+        if span.start <= indexes.start and indexes.stop <= span.stop:
+            inside = max(inside, group["depth"])
+        elif indexes.start <= span.start and span.stop <= indexes.stop:
+            group["depth"] += 1
+    tab.column_groups.append({"range": dimension_range, "depth": inside + 1, "collapsed": False})
+    tab.column_groups.sort(key=lambda g: (g["depth"], g["range"]["startIndex"]))
+    return {"addDimensionGroup": {"dimensionGroups": copy.deepcopy(tab.column_groups)}}
+
+
+def _update_dimension_group(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    wanted = spec.get("dimensionGroup") or {}
+    tab, _, _ = _dimension_tab(work, wanted.get("range") or {})
+    group = next(
+        (
+            g
+            for g in tab.column_groups
+            if _same_span(g, wanted.get("range") or {}) and g["depth"] == wanted.get("depth")
+        ),
+        None,
+    )
+    if group is None:
+        raise _ApiError(400, "No dimension group found with the given range and depth.")
+    if "collapsed" in _field_paths(spec.get("fields") or ""):
+        group["collapsed"] = bool(wanted.get("collapsed", False))
+    return {}
+
+
+def _set_basic_filter(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    found = copy.deepcopy(dict(spec.get("filter") or {}))
+    tab = _grid_tab(work, found.get("range") or {})
+    tab.basic_filter = found
     return {}
 
 
@@ -1057,6 +1225,11 @@ _BATCH_HANDLERS = {
     "addConditionalFormatRule": _add_conditional_format_rule,
     "updateSheetProperties": _update_sheet_properties,
     "appendDimension": _append_dimension,
+    "repeatCell": _repeat_cell,
+    "updateDimensionProperties": _update_dimension_properties,
+    "addDimensionGroup": _add_dimension_group,
+    "updateDimensionGroup": _update_dimension_group,
+    "setBasicFilter": _set_basic_filter,
 }
 
 
