@@ -3,6 +3,7 @@ one-line CLI errors here and nowhere else."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -321,7 +322,16 @@ class Interval(click.ParamType):  # type: ignore[type-arg]
 
 
 def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of a pass, the same for `run` and `sync`."""
+    """The options of a pass, the same for `run` and `sync`; the command gets them as `options`
+    (a PassOptions), besides `wait` and `as_json`."""
+
+    @functools.wraps(command)
+    def with_options(
+        *args: Any, dry_run: bool, max_spend: Decimal | None, take_over: bool, **kwargs: Any
+    ) -> Any:
+        options = PassOptions(dry_run=dry_run, max_spend=max_spend, take_over=take_over)
+        return command(*args, options=options, **kwargs)
+
     options = [
         click.option(
             "--dry-run", is_flag=True, help="Validate and price every row; place nothing, write nothing."
@@ -331,12 +341,17 @@ def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it."),
         click.option(
+            "--take-over",
+            is_flag=True,
+            help="Move a sheet that another journal tracks to this one (its refs then count as unknown).",
+        ),
+        click.option(
             "--json", "as_json", is_flag=True, help="Print the summary as JSON (one line per pass)."
         ),
     ]
     for option in reversed(options):
-        command = option(command)
-    return command
+        with_options = option(with_options)
+    return with_options
 
 
 @cli.command()
@@ -344,9 +359,9 @@ def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--sheet", help="The sheet to use instead of the config's (a path, URL, or a configured sheet name)."
 )
 @_pass_options
-def run(sheet: str | None, dry_run: bool, max_spend: Decimal | None, wait: bool, as_json: bool) -> None:
+def run(sheet: str | None, options: PassOptions, wait: bool, as_json: bool) -> None:
     """Validate the sheet's rows, place the new orders, write results back."""
-    _one_pass(_config(sheet), PassOptions(dry_run, max_spend), wait, as_json)
+    _one_pass(_config(sheet), options, wait, as_json)
 
 
 def _one_pass(config: Config, options: PassOptions, wait: bool, as_json: bool) -> None:
@@ -396,17 +411,9 @@ def _with_progress(quiet: bool, job: Callable[[Callable[[int, int], None] | None
 @click.option("--sheet", help="Only this sheet (a configured sheet name or source, or a path).")
 @click.option("--every", type=Interval(), help="Repeat the pass forever at this interval: 30s, 10m, 1h.")
 @_pass_options
-def sync(
-    sheet: str | None,
-    every: float | None,
-    dry_run: bool,
-    max_spend: Decimal | None,
-    wait: bool,
-    as_json: bool,
-) -> None:
+def sync(sheet: str | None, every: float | None, options: PassOptions, wait: bool, as_json: bool) -> None:
     """Place ready rows, refresh open orders, send refills and cancels; once or on a schedule."""
     config = _config(sheet)
-    options = PassOptions(dry_run, max_spend)
     if every is None:
         _one_pass(config, options, wait, as_json)
         return
