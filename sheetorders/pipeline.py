@@ -25,7 +25,7 @@ from sheetorders.errors import (
 )
 from sheetorders.execute import OrderSender, Placement, send_action
 from sheetorders.journal import Journal, JournalMark, JournalRequest
-from sheetorders.models import Balance, Service
+from sheetorders.models import Balance, Catalog, Service
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import Panels
 from sheetorders.plan import Catalogs, Limits, Plan, make_plan, plan_actions
@@ -88,6 +88,7 @@ class _Pass:
     asked_after_read: bool = False  # panels were asked something between reading and writing
     placed: list[tuple[int, str]] = field(default_factory=list)  # (row, order ID) placed in this pass
     journal_failure: JournalError | None = None  # the journal stopped recording during this pass
+    refused: dict[str, dict[str, str]] = field(default_factory=dict)  # panel -> service ID -> why
 
     @property
     def sending(self) -> bool:
@@ -137,6 +138,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         Limits(_max_spend(work), work.report.balances),
         default_panel=work.default_panel,
         down_panels={*work.report.unreachable, *work.report.panel_errors},
+        refused=work.refused,
     )
     _apply_plan(work, plan)
     if work.options.dry_run:
@@ -234,9 +236,9 @@ def _panels_needed(work: _Pass, rows: Iterable[SheetRow]) -> set[str]:
 
 
 def _load_catalogs(work: _Pass, names: set[str]) -> dict[str, dict[str, Service]]:
-    def load(name: str) -> tuple[dict[str, Service], Balance]:
+    def load(name: str) -> tuple[Catalog, Balance]:
         client = work.panels.client(name)
-        return {service.id: service for service in client.services()}, client.balance()
+        return client.catalog(), client.balance()
 
     catalogs: dict[str, dict[str, Service]] = {}
     work.asked_after_read |= bool(names)
@@ -244,7 +246,9 @@ def _load_catalogs(work: _Pass, names: set[str]) -> dict[str, dict[str, Service]
         if isinstance(result, PanelError):
             work.report.panel_failed(name, result)
             continue
-        catalogs[name], work.report.balances[name] = result
+        catalog, work.report.balances[name] = result
+        catalogs[name] = {service.id: service for service in catalog.services}
+        work.refused[name] = {entry.id: entry.reason for entry in catalog.refused if entry.id}
     return catalogs
 
 

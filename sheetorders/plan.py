@@ -70,6 +70,10 @@ class Limits:
     balances: Mapping[str, Balance] = field(default_factory=dict)
 
 
+# Services a panel's catalog lists but that cannot be trusted: panel -> service ID -> why.
+Refused = Mapping[str, Mapping[str, str]]
+
+
 def make_plan(
     rows: Sequence[SheetRow],
     catalogs: Catalogs,
@@ -77,6 +81,7 @@ def make_plan(
     *,
     default_panel: str,
     down_panels: Collection[str] = (),
+    refused: Refused | None = None,
 ) -> Plan:
     plan = Plan()
     active = active_targets(rows, default_panel)
@@ -89,6 +94,11 @@ def make_plan(
             continue
         if row.panel_name(default_panel) in down_panels:
             plan.held.append(HeldRow(row, "its panel is unreachable"))
+            continue
+        why = _refused(row, refused or {}, default_panel)
+        if why:
+            plan.marks.append(RowMark(row, RowStatus.INVALID, why))
+            plan.problems.append(f"row {row.number}, {why}")
             continue
         outcome = validate_row(row.number, order_cells(row), catalogs, default_panel)
         if isinstance(outcome, list):
@@ -105,6 +115,18 @@ def make_plan(
         candidates.append(PlannedOrder(row, outcome))
     _within_limits(plan, candidates, limits)
     return plan
+
+
+def _refused(row: SheetRow, refused: Refused, default_panel: str) -> str | None:
+    panel = row.panel_name(default_panel)
+    _, service, _ = same_target_key(panel, row.text("service"), "")
+    reason = refused.get(panel, {}).get(service)
+    if reason is None:
+        return None
+    return (
+        f"service: {service} is left out of the catalog of panel {panel!r}, which cannot be trusted "
+        f"for it ({reason}); ask the panel, or choose another service"
+    )
 
 
 def _stray_message(row: SheetRow) -> str:
