@@ -112,6 +112,12 @@ class SheetError(SheetordersError):
     exit_code = ExitCode.USAGE
 
 
+class SheetUnavailable(SheetError):
+    """The sheet's service could not be reached, or kept answering "busy" (Google's 429/5xx)."""
+
+    exit_code = ExitCode.PANEL_UNREACHABLE
+
+
 class SheetLocked(SheetError):
     """The workbook is open in another program (Excel's `~$` lock file) or another sync holds it."""
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from sheetorders.errors import RowsNotFound, SheetChanged, SheetError, SheetNotWritable
+from sheetorders.errors import ExitCode, RowsNotFound, SheetChanged, SheetError, SheetNotWritable
 from sheetorders.sheets.base import CellWrite
 from sheetorders.sheets.google import GoogleSheetsBackend, _RoutedSession, spreadsheet_key
 from sheetorders.testing.sheets_server import (
@@ -387,8 +387,9 @@ def test_attempts_are_bounded(
 ) -> None:
     key = orders(sheets_api)
     sheets_api.fail_next(status=503, count=10)
-    with pytest.raises(SheetError, match=r"unavailable: HTTP 503 after 3 attempts"):
+    with pytest.raises(SheetError, match=r"unavailable: HTTP 503 after 3 attempts") as raised:
         open_sheet(key, max_attempts=3).read()
+    assert raised.value.exit_code == ExitCode.PANEL_UNREACHABLE  # unreachable, not a config error
     assert sheets_api.calls["values.batchGet"] == 3
     assert len(sleeps) == 2
 

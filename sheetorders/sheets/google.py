@@ -51,7 +51,7 @@ from gspread.http_client import HTTPClient
 from gspread.urls import SPREADSHEET_VALUES_BATCH_UPDATE_URL
 from gspread.utils import convert_credentials
 
-from sheetorders.errors import RowsNotFound, SheetChanged, SheetError, SheetNotWritable
+from sheetorders.errors import RowsNotFound, SheetChanged, SheetError, SheetNotWritable, SheetUnavailable
 from sheetorders.retry_after import parse_retry_after
 from sheetorders.sheets.base import Cell, CellWrite, SheetBackend, SheetTable, cells_are, column_letter
 
@@ -650,7 +650,7 @@ class GoogleSheetsBackend(SheetBackend):
                 "been deleted or revoked: create a new key (or sign in again)"
             ) from error
         except (requests.RequestException, google.auth.exceptions.TransportError) as error:
-            raise SheetError(
+            raise SheetUnavailable(
                 f"could not reach Google Sheets at {urlsplit(http.endpoint).netloc} to {action} after "
                 f"{_tries(http.last_attempts)} ({type(error).__name__}): check the network and run again"
             ) from error
@@ -679,16 +679,16 @@ class GoogleSheetsBackend(SheetBackend):
             return SheetError(f"no spreadsheet with key {self.key} — check the URL")
         after = _retry_after(error)
         if status == 429 and after is not None and self._http and after > self._http.max_wait:
-            return SheetError(
+            return SheetUnavailable(
                 f"Google Sheets quota exceeded (HTTP 429) and it asks to wait {after:.0f} s: run again later"
             )
         if status == 429:
-            return SheetError(
+            return SheetUnavailable(
                 f"Google Sheets quota exceeded: still HTTP 429 after {tries} to {action} — "
                 "wait a minute and run again"
             )
         if status in RETRY_STATUSES:
-            return SheetError(
+            return SheetUnavailable(
                 f"Google Sheets is unavailable: HTTP {status} after {tries} to {action} — try again later"
             )
         return SheetError(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 from openpyxl import load_workbook
 
+from sheetorders.cells import Cell
 from sheetorders.columns import map_headers
 
 # The API key of the local test panel; configs written by `write_config` read it from
@@ -55,7 +57,7 @@ def write_config(
     return path
 
 
-def set_cells(sheet: Path, values: dict[tuple[int, str], object]) -> None:
+def set_cells(sheet: Path, values: Mapping[tuple[int, str], Cell]) -> None:
     """Type into the sheet like a person: {(row, column name): value}."""
     workbook = load_workbook(sheet)
     ws = workbook["Orders"]
