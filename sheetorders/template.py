@@ -274,9 +274,9 @@ def layout_from_config(
             )
             if text
         )
+        which = "panel " + ", ".join(catalogs) if len(catalogs) == 1 else "panels " + ", ".join(catalogs)
         raise UsageError(
-            f"no service of {', '.join(catalogs)} matches {asked or 'the template'}: "
-            "`sheetorders services` lists them"
+            f"no service of {which} matches {asked or 'the template'}: `sheetorders services` lists them"
         )
     sheets = config.with_sheet_source(source).sheets if source and config.sheets else config.sheets
     default = next((sheet.panel for sheet in sheets[:1] if sheet.panel), None) or config.default_panel
@@ -331,27 +331,26 @@ def services_table(layout: Layout) -> list[list[Cell]]:
     for listed in layout.services:
         service = listed.service
         required, optional = type_fields(service)
-        table.append(
-            [
-                listed.panel,
-                _id_cell(service.id),
-                service.name,
-                service.category,
-                service.type,
-                service.rate,
-                service.min,
-                service.max,
-                _yes(service.refill),
-                _yes(service.cancel),
-                _yes(service.dripfeed),
-                ", ".join(required),
-                ", ".join(optional),
-                FLAT if is_flat(service) else PER_1000,
-                units_of(service),
-                service_entry(service),
-                service_key(layout, listed),
-            ]
-        )
+        row: list[Cell] = [
+            listed.panel,
+            _id_cell(service.id),
+            service.name,
+            service.category,
+            service.type,
+            service.rate,
+            service.min,
+            service.max,
+            _yes(service.refill),
+            _yes(service.cancel),
+            _yes(service.dripfeed),
+            ", ".join(required),
+            ", ".join(optional),
+            FLAT if is_flat(service) else PER_1000,
+            units_of(service),
+            service_entry(service),
+            service_key(layout, listed),
+        ]
+        table.append([None if value == "" else value for value in row])  # empty: no cell at all
     return table
 
 

@@ -131,8 +131,9 @@ def same_target_key(
     """(panel, service, target): two orders with the same key must not run at the same time.
 
     `service` is a service cell: a whole number or a dropdown entry gives the ID's int string
-    (`1.0`, `" 1 "`, `"1 — Instagram Likes — 0.90 / 1000"` -> `"1"`), anything else its `cell_text`. The target is the link's `cell_text`, or, when the link is
-    empty (Subscriptions have none), the username's.
+    (`1.0`, `" 1 "`, `"1 — Instagram Likes — 0.90 / 1000"` -> `"1"`), anything else its
+    `cell_text`. The target is the link's `cell_text`, or, when the link is empty
+    (Subscriptions have none), the username's.
     """
     try:
         service_text = str(parse_service_cell(service)[0])
