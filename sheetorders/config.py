@@ -58,6 +58,7 @@ class Config:
     sheets: list[SheetConfig]
     journal: Path
     columns: dict[str, str] = field(default_factory=dict)
+    ignore_columns: tuple[str, ...] = ()
     max_spend: Decimal | None = None
     google: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -285,6 +286,7 @@ def _build(data: dict[str, Any], path: Path) -> Config:
         sheets=sheets,
         journal=Path(_local_path(base, data.get("journal", DEFAULT_JOURNAL))),
         columns=dict(data.get("columns", {})),
+        ignore_columns=tuple(data.get("ignore_columns", ())),
         max_spend=Decimal(str(max_spend)) if max_spend is not None else None,
         google=google,
         path=path,

@@ -128,7 +128,7 @@ def run_pass(
 
 def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     known = Answers() if work.options.dry_run else _prefetch(work)
-    read = read_sheet(backend, work.config.columns)
+    read = read_sheet(backend, work.config.columns, work.config.ignore_columns)
     owner = _owner(work, backend)
     _reconcile(work, read.rows)
     catalogs = _load_catalogs(work, _panels_needed(work, read.rows))

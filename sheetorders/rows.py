@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from sheetorders.cells import Cell, cell_text
 from sheetorders.columns import ACTION_COLUMN, INPUT_COLUMNS, OUTPUT_COLUMNS, map_headers
 from sheetorders.errors import SheetError
+from sheetorders.headers import near_miss_message, near_misses
 from sheetorders.journal import utc_now
 from sheetorders.models import OrderStatus
 from sheetorders.sheets.base import SheetBackend, SheetTable
@@ -236,8 +237,13 @@ class SheetRead:
     rows: list[SheetRow]
 
 
-def read_sheet(backend: SheetBackend, aliases: Mapping[str, str]) -> SheetRead:
+def read_sheet(
+    backend: SheetBackend, aliases: Mapping[str, str], ignored: Collection[str] = ()
+) -> SheetRead:
     table = backend.read()
+    misses = near_misses(table.headers, aliases, ignored)
+    if misses:
+        raise SheetError(near_miss_message(backend.description, misses))
     columns = map_headers(table.headers, aliases)
     if "service" not in columns and "order_id" not in columns:
         found = ", ".join(cell_text(h) for h in table.headers if cell_text(h)) or "none"
