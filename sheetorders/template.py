@@ -22,15 +22,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sheetorders.app import list_services
-from sheetorders.cells import Cell
+from sheetorders.cells import Cell, cell_text
 from sheetorders.columns import ACTION_COLUMN, ORDER_FIELDS, OUTPUT_COLUMNS
 from sheetorders.config import Config
-from sheetorders.errors import PanelError, UsageError
+from sheetorders.errors import PanelError, SheetError, UsageError
 from sheetorders.models import Service
 from sheetorders.resources import load_schema
-from sheetorders.sheets.base import column_letter
+from sheetorders.sheets.base import CellWrite, SheetTable, column_letter, open_backend
 from sheetorders.sheets.google import spreadsheet_key
 from sheetorders.validate import FLAT_PRICE_TYPES, LINE_COUNTED_TYPES, SERVICE_TYPES, schema_path, type_key
 from sheetorders.workbook import TYPE_FIELDS
@@ -531,7 +532,7 @@ def _all_fields(service: Service) -> tuple[str, ...]:
 def help_rows(layout: Layout) -> list[list[Cell]]:
     rows: list[list[Cell]] = [
         ["What to fill", "One order per row: pick a service, then link and quantity, and what its type "
-         "needs (the blue columns; hover a header to see what it takes)."],
+         "needs (the blue columns; select a header to see what it takes)."],
         ["Grey columns", "Written by sheetorders. Leave ref and order_id alone: they keep an order "
          "from being placed twice."],
         ["estimate", "The cost of the row as you type it, from the Services tab's rates. "
@@ -580,3 +581,66 @@ def summary(layout: Layout, where: str, run_hint: str) -> list[str]:
         f"Next: {run_hint}    (checks and prices every row; places nothing)",
     ]
     return lines
+
+
+# --- keeping the Services tab current ----------------------------------------------------
+
+
+def _same(old: Cell, new: Cell) -> bool:
+    """Whether a cell as read already shows `new` (0.9 read back is the rate 0.90)."""
+    numbers = (int, float, Decimal)
+    if isinstance(old, numbers) and isinstance(new, numbers) and bool not in (type(old), type(new)):
+        return Decimal(str(old)) == Decimal(str(new))
+    return cell_text(old) == cell_text(new)
+
+
+def refreshed_services(table: SheetTable, catalogs: Mapping[str, Mapping[str, Service]]) -> list[CellWrite]:
+    """The cells that bring a template's Services tab, as read, up to date with the catalogs
+    (panel -> service ID -> Service): the current name, rate, limits, flags and dropdown entry
+    of each service it lists; a service gone from its catalog loses its row (the rows below
+    move up, the last ones are cleared). Services new to a catalog are not added: the service
+    dropdown lists the rows the template was made with (`sheetorders template` again for those).
+    Nothing for a tab that is current, or that is not a template's Services tab."""
+    headers = [cell_text(h) for h in table.headers]
+    if tuple(headers[: len(SERVICES_HEADERS)]) != SERVICES_HEADERS:
+        return []
+    panel_at, id_at, key_at = (SERVICES_HEADERS.index(name) for name in ("panel", "id", "key"))
+    by_panel = any("|" in cell_text(row[key_at]) for row in table.rows if len(row) > key_at)
+    kept: list[Listed] = []
+    for row in table.rows:
+        cells = [*row, *[None] * len(SERVICES_HEADERS)]
+        service = catalogs.get(cell_text(cells[panel_at]), {}).get(cell_text(cells[id_at]))
+        if service is not None:
+            kept.append(Listed(cell_text(cells[panel_at]), service))
+    default = "" if by_panel else (kept[0].panel if kept else "")
+    wanted = services_table(Layout((), tuple(kept), default))[1:]
+    writes: list[CellWrite] = []
+    for index in range(max(len(wanted), len(table.rows))):
+        new = wanted[index] if index < len(wanted) else [None] * len(SERVICES_HEADERS)
+        old = table.rows[index] if index < len(table.rows) else []
+        for column, value in enumerate(new):
+            current = old[column] if column < len(old) else None
+            if not _same(current, value):
+                writes.append(CellWrite(index + 2, column + 1, value))
+    return writes
+
+
+def refresh_services_tab(
+    source: str, options: Mapping[str, Any], catalogs: Mapping[str, Mapping[str, Service]]
+) -> int:
+    """Bring the Services tab of the sheet `source` up to date (`refreshed_services`), in one
+    write; the number of cells written (0: current, or no Services tab). It opens the sheet
+    on its own: call it outside a pass's read and write of the Orders tab (an Excel file
+    changed in between would make that write refuse)."""
+    backend = open_backend(source, SERVICES_TAB, options)
+    try:
+        try:
+            table = backend.read()
+        except SheetError:
+            return 0  # not a template's sheet
+        writes = refreshed_services(table, catalogs)
+        if writes:
+            backend.write(writes)
+        return len(writes)
+    finally:
+        backend.close()

@@ -6,6 +6,7 @@ import csv
 import logging
 import shutil
 import subprocess
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from sheetorders.template import (
     layout_from_config,
     listed_services,
     plan_layout,
+    refresh_services_tab,
     service_entry,
 )
 from sheetorders.template_xlsx import write_template
@@ -42,6 +44,7 @@ from sheetorders.validate import (
     service_name_warning,
     validate_row,
 )
+from sheetorders.workbook import build_order_workbook
 
 
 def as_service(item: dict[str, Any]) -> Service:
@@ -468,3 +471,33 @@ def test_template_command_when_the_panel_is_down(tmp_path, monkeypatch):
     result = invoke("template", "orders.xlsx")
     assert result.exit_code == ExitCode.PANEL_UNREACHABLE, result.output
     assert not (tmp_path / "orders.xlsx").exists()
+
+
+# --- keeping the Services tab current ------------------------------------------------------
+
+
+def test_the_services_tab_is_brought_up_to_date_with_the_catalog(workbook_path, config):
+    changed = {s.id: s for s in CATALOG if s.id != "3"}  # service 3 is gone
+    changed["2"] = replace(changed["2"], name="Instagram Followers | 60 days refill", rate=Decimal("2.10"))
+    changed["21"] = replace(changed["2"], id="21", name="A new service")  # new: not added
+    written = refresh_services_tab(str(workbook_path), {}, {"main": changed})
+    assert written > 0
+    rows = list(load_workbook(workbook_path)["Services"].values)
+    ids = [row[1] for row in rows[1:] if row[1] is not None]
+    assert ids == [int(s.id) for s in CATALOG if s.id != "3"]
+    second = next(row for row in rows if row[1] == 2)
+    assert second[2] == "Instagram Followers | 60 days refill" and Decimal(str(second[5])) == Decimal("2.1")
+    assert second[15] == "2 — Instagram Followers | 60 days refill — 2.10 / 1000"
+    assert all(value is None for value in rows[len(CATALOG)])  # the last row, cleared
+    assert refresh_services_tab(str(workbook_path), {}, {"main": changed}) == 0  # current now
+    # The Orders tab is as it was: formulas, dropdown, colours.
+    sheet = load_workbook(workbook_path)["Orders"]
+    assert validation_on(sheet, "service").formula1 == f"'Services'!$P$2:$P${len(CATALOG) + 1}"
+    assert str(sheet.cell(2, orders_headers(sheet).index("estimate") + 1).value).startswith("=IF(")
+
+
+def test_refreshing_a_sheet_without_a_services_tab_does_nothing(tmp_path):
+    path = build_order_workbook(tmp_path / "plain.xlsx")
+    before = path.read_bytes()
+    assert refresh_services_tab(str(path), {}, {"main": {s.id: s for s in CATALOG}}) == 0
+    assert path.read_bytes() == before

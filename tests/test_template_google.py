@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,13 @@ from sheetorders.columns import map_headers
 from sheetorders.config import Config, load_config
 from sheetorders.errors import ExitCode
 from sheetorders.pipeline import PassOptions
-from sheetorders.template import STATUS_COLOURS, estimate_formula, layout_from_config, service_entry
+from sheetorders.template import (
+    STATUS_COLOURS,
+    estimate_formula,
+    layout_from_config,
+    refresh_services_tab,
+    service_entry,
+)
 from sheetorders.template_google import write_google_template
 from sheetorders.testing.panel_server import PanelServer, default_catalog
 from sheetorders.testing.sheets_server import FakeSheetsServer, google_options
@@ -187,3 +195,15 @@ def test_an_orders_tab_with_other_headers_is_left_alone(sheets, config_path):
     assert "already has other headers (service, link, my notes)" in result.stderr
     assert sheets.values(key, "Orders") == [["service", "link", "my notes"], [1, "https://a", "x"]]
     assert sheets.tabs(key) == ["Orders"] and sheets.calls["batchUpdate"] == 0
+
+
+def test_the_services_tab_is_kept_current_on_google(sheets, key, config):
+    layout = layout_from_config(config)
+    write_google_template(key, config.google, layout)
+    catalog = {listed.service.id: listed.service for listed in layout.services}
+    assert refresh_services_tab(key, config.google, {"main": catalog}) == 0  # current
+    catalog["1"] = replace(catalog["1"], rate=Decimal("1.05"), max=40000)
+    assert refresh_services_tab(key, config.google, {"main": catalog}) == 3  # rate, max, entry
+    row = sheets.values(key, "Services")[1]
+    assert row[5] == 1.05 and row[7] == 40000 and row[15].endswith("— 1.05 / 1000")
+    assert sheets.is_formula(key, "Orders", 2, layout.number("estimate"))
