@@ -214,14 +214,8 @@ def test_the_service_dropdown_lists_the_services_tab(workbook_path):
     assert [services.cell(r, 16).value for r in range(2, len(CATALOG) + 2)] == [
         service_entry(s) for s in CATALOG
     ]
-    assert services_entry_example_reads_back(services["P3"].value)
-
-
-def services_entry_example_reads_back(entry: str) -> bool:
-    return (
-        entry == "2 — Instagram Followers | 30 days refill — 2.40 / 1000"
-        and parse_service_cell(entry)[0] == 2
-    )
+    assert services["P3"].value == "2 — Instagram Followers | 30 days refill — 2.40 / 1000"
+    assert parse_service_cell(services["P3"].value)[0] == 2
 
 
 def test_action_and_quantity_validations(workbook_path):
@@ -501,3 +495,14 @@ def test_refreshing_a_sheet_without_a_services_tab_does_nothing(tmp_path):
     before = path.read_bytes()
     assert refresh_services_tab(str(path), {}, {"main": {s.id: s for s in CATALOG}}) == 0
     assert path.read_bytes() == before
+
+
+def test_several_panels_get_a_panel_dropdown_and_their_own_rows(tmp_path):
+    backup = [replace(s, rate=s.rate * 2) for s in CATALOG[:3]]
+    layout = plan_layout(listed_services({"main": CATALOG[:3], "backup": backup}), "main", rows=10)
+    workbook = load_workbook(write_template(tmp_path / "two.xlsx", layout))
+    sheet = workbook["Orders"]
+    panel = [v for v in sheet.data_validations.dataValidation if str(v.sqref) == "A2:A11"]
+    assert len(panel) == 1 and panel[0].formula1 == '"main,backup"' and panel[0].showErrorMessage
+    keys = [row[16] for row in list(workbook["Services"].values)[1:]]
+    assert keys == ["main|1", "main|2", "main|3", "backup|1", "backup|2", "backup|3"]
