@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 import yaml
@@ -23,6 +24,15 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
+class Budget:
+    """Limits on spend over time; days and months start at midnight in `timezone`."""
+
+    daily: Decimal | None = None
+    monthly: Decimal | None = None
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class PanelConfig:
     name: str
     url: str
@@ -32,6 +42,7 @@ class PanelConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     attempts: int = 5
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class SheetConfig:
     worksheet: str | None = None
     panel: str | None = None
     name: str | None = None
+    budget: Budget | None = None
+    approval: bool | None = None  # None: as the config's `approval`
 
     @property
     def journal_key(self) -> str:
@@ -59,6 +72,9 @@ class Config:
     journal: Path
     columns: dict[str, str] = field(default_factory=dict)
     ignore_columns: tuple[str, ...] = ()
+    budget: Budget | None = None
+    confirm: bool = True
+    approval: bool = False
     max_spend: Decimal | None = None
     google: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -288,9 +304,30 @@ def _build(data: dict[str, Any], path: Path) -> Config:
         columns=dict(data.get("columns", {})),
         ignore_columns=tuple(data.get("ignore_columns", ())),
         max_spend=Decimal(str(max_spend)) if max_spend is not None else None,
+        budget=_budget(data.get("budget"), path, "budget"),
+        confirm=bool(data.get("confirm", True)),
+        approval=bool(data.get("approval", False)),
         google=google,
         path=path,
     )
+
+
+def _budget(raw: Mapping[str, Any] | None, path: Path | None, where: str) -> Budget | None:
+    if raw is None:
+        return None
+    zone = str(raw.get("timezone", "UTC"))
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{path or 'the config'}: {where}.timezone: {zone!r} is not a time zone; use a name like "
+            "Europe/Berlin or America/New_York"
+        ) from None
+
+    def amount(key: str) -> Decimal | None:
+        return Decimal(str(raw[key])) if raw.get(key) is not None else None
+
+    return Budget(daily=amount("daily"), monthly=amount("monthly"), timezone=zone)
 
 
 def _local_path(base: Path, value: str) -> str:
@@ -314,6 +351,7 @@ def _build_panels(raw_panels: Mapping[Any, Any]) -> dict[str, PanelConfig]:
             connect_timeout=float(timeout.get("connect", 10.0)),
             read_timeout=float(timeout.get("read", 30.0)),
             attempts=int(raw.get("attempts", 5)),
+            budget=_budget(raw.get("budget"), None, f"panels.{name}.budget"),
         )
     return panels
 
@@ -341,7 +379,12 @@ def _build_sheets(
             source = _local_path(base, source)
         sheets.append(
             SheetConfig(
-                source=source, worksheet=raw.get("worksheet"), panel=raw.get("panel"), name=raw.get("name")
+                source=source,
+                worksheet=raw.get("worksheet"),
+                panel=raw.get("panel"),
+                name=raw.get("name"),
+                budget=_budget(raw.get("budget"), path, f"{prefix}.budget"),
+                approval=raw.get("approval"),
             )
         )
     return sheets

@@ -63,6 +63,7 @@ class OrderSender:
     concurrency: Callable[[str], int]
     on_progress: Progress | None = None
     stop: StopSignal | None = None
+    now: Callable[[], str] = utc_now  # the time an order leaves, as the journal stores it
     journal_failure: JournalError | None = None
     _done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -128,6 +129,7 @@ class OrderSender:
                 link=order_target(request.fields) or None,
                 row_number=row.number,
                 estimated_cost=str(request.estimated_cost),
+                sent_at=self.now(),
             )
         except JournalError as error:
             self._journal_failed(error)

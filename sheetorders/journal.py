@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,14 @@ CREATE INDEX IF NOT EXISTS requests_by_sheet ON requests (sheet, written);
 
 
 # Columns added after the first release: journals written before get them (empty).
-_MISSING_COLUMNS = (("rows", "order_status"), ("requests", "refill_status"))
+_MISSING_COLUMNS = (
+    ("rows", "order_status"),
+    ("requests", "refill_status"),
+    ("rows", "sent_at"),  # when the last `add` for the row left (UTC)
+    ("rows", "charge"),  # the last charge the panel reported
+)
+# States of an `add` that count as spent: it may have cost money.
+_SPENDING = (SENDING, ACCEPTED, AMBIGUOUS)
 
 
 def utc_now() -> str:
@@ -225,21 +233,24 @@ class Journal:
         link: str | None,
         row_number: int,
         estimated_cost: str,
+        sent_at: str | None = None,
     ) -> None:
-        """Record, durably, that an `add` for this row is about to be sent."""
+        """Record, durably, that an `add` for this row is about to be sent (`sent_at`: its time, as
+        the pass's clock says, UTC; default now)."""
         now = utc_now()
 
         def work(db: sqlite3.Connection) -> Any:
             cursor = db.execute(
                 """INSERT INTO rows (ref, sheet, fingerprint, panel, service, link, row_number, state,
-                                     estimated_cost, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     estimated_cost, created_at, updated_at, sent_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (ref) DO UPDATE SET
                      fingerprint = excluded.fingerprint, panel = excluded.panel,
                      service = excluded.service, link = excluded.link,
                      row_number = excluded.row_number, state = excluded.state,
                      estimated_cost = excluded.estimated_cost, order_id = NULL, error = NULL,
-                     written = 0, updated_at = excluded.updated_at
+                     written = 0, updated_at = excluded.updated_at, sent_at = excluded.sent_at,
+                     charge = NULL
                    WHERE rows.state IN (?, ?, ?)""",
                 (
                     ref,
@@ -253,6 +264,7 @@ class Journal:
                     estimated_cost,
                     now,
                     now,
+                    sent_at or now,
                     *_SENDABLE,
                 ),
             )
@@ -343,15 +355,39 @@ class Journal:
             if row["order_id"] and not is_final_order_status(row["order_status"])
         ]
 
-    def set_order_statuses(self, statuses: Mapping[str, str]) -> None:
-        """Remember the last status seen of each ref's order."""
+    def set_order_statuses(
+        self, statuses: Mapping[str, str], charges: Mapping[str, str] | None = None
+    ) -> None:
+        """Remember the last status (and charge) seen of each ref's order."""
+        charges = charges or {}
 
         def work(db: sqlite3.Connection) -> Any:
             db.executemany(
-                "UPDATE rows SET order_status = ? WHERE ref = ?", [(s, ref) for ref, s in statuses.items()]
+                "UPDATE rows SET order_status = ?, charge = COALESCE(?, charge) WHERE ref = ?",
+                [(s, charges.get(ref), ref) for ref, s in statuses.items()],
             )
 
         self._write(work)
+
+    def spent(self, since: str, *, panel: str | None = None, sheet: str | None = None) -> Decimal:
+        """What the orders sent since `since` (UTC, as stored) may have cost: the panel's charge
+        once known, else the estimate; of one panel or sheet, or all."""
+        query = (
+            "SELECT COALESCE(charge, estimated_cost) AS cost FROM rows "
+            f"WHERE state IN ({', '.join('?' * len(_SPENDING))}) AND COALESCE(sent_at, created_at) >= ?"
+        )
+        params: list[Any] = [*_SPENDING, since]
+        for column, value in (("panel", panel), ("sheet", sheet)):
+            if value is not None:
+                query += f" AND {column} = ?"
+                params.append(value)
+        total = Decimal(0)
+        for row in self._store.query(query, params):
+            try:
+                total += Decimal(row["cost"] or 0)
+            except ArithmeticError:
+                continue
+        return total
 
     # --- refills and cancels -------------------------------------------------
 

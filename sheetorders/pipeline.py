@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from sheetorders.budget import BudgetLimit, Clock, limits_for, stamp, utc_clock
 from sheetorders.config import Config, SheetConfig
 from sheetorders.errors import (
     AmbiguousOrder,
@@ -66,6 +67,7 @@ class PassOptions:
     stop: StopSignal | None = None  # once set, nothing new is sent; what was placed is written back
     take_over: bool = False  # a sheet another journal tracks becomes this journal's
     wait: bool = False  # wait for another process working on the same sheet, instead of refusing
+    clock: Clock = utc_clock  # now, for budgets over days and months
 
     @property
     def stopping(self) -> bool:
@@ -89,6 +91,7 @@ class _Pass:
     placed: list[tuple[int, str]] = field(default_factory=list)  # (row, order ID) placed in this pass
     journal_failure: JournalError | None = None  # the journal stopped recording during this pass
     refused: dict[str, dict[str, str]] = field(default_factory=dict)  # panel -> service ID -> why
+    stopped_by: dict[str, str] = field(default_factory=dict)  # panel -> the answer that stopped its orders
 
     @property
     def sending(self) -> bool:
@@ -135,7 +138,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     plan = make_plan(
         read.rows,
         catalogs,
-        Limits(_max_spend(work), work.report.balances),
+        Limits(_max_spend(work), work.report.balances, _budgets(work)),
         default_panel=work.default_panel,
         down_panels={*work.report.unreachable, *work.report.panel_errors},
         refused=work.refused,
@@ -196,6 +199,10 @@ def _owner(work: _Pass, backend: SheetBackend) -> JournalMark | None:
     raise SheetTrackedElsewhere(message)
 
 
+def _budgets(work: _Pass) -> list[BudgetLimit]:
+    return limits_for(work.journal, work.config, work.sheet, work.key, work.options.clock())
+
+
 def _max_spend(work: _Pass) -> Decimal | None:
     return work.options.max_spend if work.options.max_spend is not None else work.config.max_spend
 
@@ -212,7 +219,7 @@ def _prefetch(work: _Pass) -> Answers:
 
 def _remember_statuses(work: _Pass, answers: Answers) -> None:
     if answers.order_statuses:
-        work.journal.set_order_statuses(answers.order_statuses)
+        work.journal.set_order_statuses(answers.order_statuses, answers.order_charges)
     if answers.refill_statuses:
         work.journal.set_refill_statuses(answers.refill_statuses, work.key)
 
@@ -262,7 +269,11 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
             report.add(Tally.SKIPPED)
         report.problems.append(f"row {note.row.number}: {note.message}")
     report.add(Tally.WAITING, plan.marked(RowStatus.WAITING))
-    report.add(Tally.HELD_BACK, len(plan.held))
+    for held in plan.held:
+        if held.row.panel_name(work.default_panel) in report.panel_errors:
+            report.add(Tally.HELD_BACK)  # the panel refuses us (a wrong key): not the row's business
+        else:
+            _hold(work, held.row, held.reason)
     report.problems.extend(plan.problems)
     report.notices.extend(plan.notices)
     for panel, estimated in plan.estimated.items():
@@ -276,6 +287,15 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
 # --- execute --------------------------------------------------------------------------
 
 
+def _hold(work: _Pass, row: SheetRow, reason: str) -> None:
+    """A valid row left for a later pass, and why; a row that becomes Held is a new problem
+    (one that stays Held is not, even if the figures of its reason change)."""
+    if row.status != RowStatus.HELD:
+        work.report.add(Tally.NEWLY_HELD)
+    row.mark(RowStatus.HELD, reason)
+    work.report.add(Tally.HELD_BACK)
+
+
 def _place(work: _Pass, plan: Plan) -> None:
     work.asked_after_read |= bool(plan.orders)
     sender = OrderSender(
@@ -285,6 +305,7 @@ def _place(work: _Pass, plan: Plan) -> None:
         lambda panel: work.config.panel(panel).concurrency,
         work.options.on_progress,
         work.options.stop,
+        lambda: stamp(work.options.clock()),
     )
     for placement in sender.send(plan.orders):
         _count_placement(work, placement)
@@ -297,7 +318,7 @@ def _count_placement(work: _Pass, placement: Placement) -> None:
         report.add(Tally.NOT_SENT)
         row.mark(RowStatus.HELD, placement.not_sent)
     elif placement.skipped:
-        report.add(Tally.HELD_BACK)
+        _skipped(work, placement)
     elif placement.order_id is not None:
         report.add(Tally.ORDERED)
         work.placed.append((row.number, placement.order_id))
@@ -308,19 +329,38 @@ def _count_placement(work: _Pass, placement: Placement) -> None:
         else:
             work.written_refs.add(placement.ref)
     elif placement.error is not None:
-        error, panel = placement.error, placement.order.request.panel
-        outcome = outcome_of(error)
-        if not isinstance(error, AmbiguousOrder) or placement.newly_uncertain:
-            report.add(outcome.tally)
-        if isinstance(error, NotEnoughFunds) and placement.stopped_panel:
+        _refused(work, placement, placement.error)
+
+
+def _skipped(work: _Pass, placement: Placement) -> None:
+    """Not sent: an earlier answer of its panel stopped the orders to it in this pass."""
+    panel = placement.order.request.panel
+    if panel in work.report.panel_errors:  # the panel refuses us (a wrong key): not the row's business
+        work.report.add(Tally.HELD_BACK)
+        return
+    why = work.report.unreachable.get(panel) or work.stopped_by.get(panel) or "it could not take more"
+    reason = f"not sent: panel {panel!r} stopped taking orders in this pass ({why}); a later run places it"
+    _hold(work, placement.order.row, reason)
+
+
+def _refused(work: _Pass, placement: Placement, error: PanelError) -> None:
+    """An error answer to an `add`: what it means comes from the outcome table."""
+    report, row, panel = work.report, placement.order.row, placement.order.request.panel
+    outcome = outcome_of(error)
+    if isinstance(error, NotEnoughFunds):
+        work.stopped_by.setdefault(panel, error.message)
+        _hold(work, row, f"panel {panel!r} answered {error.message!r}; a later run places it")
+        if placement.stopped_panel:
             report.notices.append(
                 f"panel {panel!r} answered {error.message!r}: stopped ordering from it; "
                 "the remaining rows are left for the next run"
             )
-        if outcome.panel_failed:
-            report.panel_failed(panel, error)
-        if outcome.problem:
-            report.problems.append(outcome.problem.format(row=row.number, message=error.message))
+    elif not isinstance(error, AmbiguousOrder) or placement.newly_uncertain:
+        report.add(outcome.tally)
+    if outcome.panel_failed:
+        report.panel_failed(panel, error)
+    if outcome.problem:
+        report.problems.append(outcome.problem.format(row=row.number, message=error.message))
 
 
 def _actions(work: _Pass, rows: list[SheetRow], catalogs: Catalogs) -> None:

@@ -11,8 +11,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from sheetorders.budget import BudgetLimit
 from sheetorders.journal import JournalRequest
-from sheetorders.models import Balance, Service, is_final_order_status
+from sheetorders.models import Balance, Service, is_final_order_status, money
 from sheetorders.rows import SheetRow, order_cells
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.validate import OrderRequest, same_target_key, validate_row
@@ -68,6 +69,7 @@ class Plan:
 class Limits:
     max_spend: Decimal | None = None
     balances: Mapping[str, Balance] = field(default_factory=dict)
+    budgets: Sequence[BudgetLimit] = ()
 
 
 # Services a panel's catalog lists but that cannot be trusted: panel -> service ID -> why.
@@ -149,31 +151,55 @@ def active_targets(rows: Sequence[SheetRow], default_panel: str) -> dict[tuple[s
 
 
 def _within_limits(plan: Plan, candidates: list[PlannedOrder], limits: Limits) -> None:
+    """Keep the candidates that every limit allows, in sheet order; hold the others with the
+    tightest limit's reason. A row that does not fit does not stop a cheaper one after it, but
+    max_spend (the pass's own limit) leaves every row from the first that does not fit."""
     spent = Decimal(0)
     per_panel: dict[str, Decimal] = defaultdict(Decimal)
+    used = [Decimal(0)] * len(limits.budgets)  # planned in this pass, per budget
     for index, order in enumerate(candidates):
-        request = order.request
-        if limits.max_spend is not None and spent + request.estimated_cost > limits.max_spend:
+        request, cost, number = order.request, order.request.estimated_cost, order.row.number
+        if limits.max_spend is not None and spent + cost > limits.max_spend:
             left = candidates[index:]
-            reason = f"max_spend {limits.max_spend} reached"
-            plan.held.extend(HeldRow(later.row, reason) for later in left)
-            plan.notices.append(
-                f"{reason}: {len(left)} row(s) from row {order.row.number} on are left for a later run"
+            stopped = (
+                f"max_spend of this pass: {money(limits.max_spend)}, planned {money(spent)}; "
+                f"row {number} needs {money(cost)}"
             )
+            plan.held.extend(HeldRow(later.row, stopped) for later in left)
+            plan.notices.append(f"{stopped}: {len(left)} row(s) from row {number} on are left for a later run")
             break
+        reason = _budget_refusal(limits, used, request.panel, number, cost)
         balance = limits.balances.get(request.panel)
-        if balance is not None and per_panel[request.panel] + request.estimated_cost > balance.balance:
+        if reason is None and balance is not None and per_panel[request.panel] + cost > balance.balance:
             reason = (
                 f"the balance of panel {request.panel!r} ({balance.balance} {balance.currency}) "
                 "does not cover it"
             )
+        if reason is not None:
             plan.held.append(HeldRow(order.row, reason))
-            plan.notices.append(f"row {order.row.number}: left for a later run, {reason}")
+            plan.notices.append(f"row {number}: left for a later run, {reason}")
             continue
-        spent += request.estimated_cost
-        per_panel[request.panel] += request.estimated_cost
+        spent += cost
+        per_panel[request.panel] += cost
+        for position, budget in enumerate(limits.budgets):
+            if budget.applies(request.panel):
+                used[position] += cost
         plan.orders.append(order)
     plan.estimated = dict(per_panel)
+
+
+def _budget_refusal(limits: Limits, used: list[Decimal], panel: str, row: int, cost: Decimal) -> str | None:
+    """The reason of the tightest budget that `cost` would overrun, if any."""
+    failing = [
+        (budget.limit - budget.spent - used[position], budget, budget.spent + used[position])
+        for position, budget in enumerate(limits.budgets)
+        if budget.applies(panel) and budget.spent + used[position] + cost > budget.limit
+    ]
+    if not failing:
+        return None
+    _, budget, spent_now = min(failing, key=lambda item: item[0])
+    balance = limits.balances.get(panel)
+    return budget.refusal(spent_now, row, cost, balance.currency if balance else "")
 
 
 # --- refills and cancels typed in the sheet ------------------------------------------

@@ -35,6 +35,7 @@ class Answers:
     orders: dict[str, dict[str, OrderAnswer]] = field(default_factory=lambda: defaultdict(dict))
     refills: dict[str, dict[str, RefillAnswer]] = field(default_factory=lambda: defaultdict(dict))
     order_statuses: dict[str, str] = field(default_factory=dict)  # ref -> status, to remember
+    order_charges: dict[str, str] = field(default_factory=dict)  # ref -> charge, to remember
     refill_statuses: dict[str, str] = field(default_factory=dict)  # refill ID -> status, to remember
     failures: dict[str, PanelError] = field(default_factory=dict)
 
@@ -44,6 +45,7 @@ class Answers:
         for panel, refill_answers in other.refills.items():
             self.refills[panel].update(refill_answers)
         self.order_statuses.update(other.order_statuses)
+        self.order_charges.update(other.order_charges)
         self.refill_statuses.update(other.refill_statuses)
         self.failures.update(other.failures)
 
@@ -75,6 +77,8 @@ def _ask(panels: Panels, orders: dict[str, list[tuple[str, str]]], refills: dict
                 answer = answers.get(order_id)
                 if ref and isinstance(answer, OrderStatus):
                     found.order_statuses[ref] = answer.status
+                    if answer.charge is not None:
+                        found.order_charges[ref] = str(answer.charge)
         if refills.get(panel):
             refill_answers = client.refill_statuses(refills[panel])
             found.refills[panel] = refill_answers

@@ -24,6 +24,7 @@ class Tally(TextEnum):
     HELD_BACK = "held_back"  # valid rows left for a later run (funds, max_spend, unreachable panel)
     NOT_SENT = "not_sent"  # planned orders not sent because a stop was asked for
     SKIPPED = "skipped"  # rows newly told why they are not placed (a stray status)
+    NEWLY_HELD = "newly_held"  # valid rows that became Held in this pass (funds, a budget, max_spend)
     RECOVERED = "recovered"  # orders placed earlier whose ID reached the sheet only now
     REFRESHED = "refreshed"
     REFILLS = "refills"
@@ -71,6 +72,7 @@ class PassReport:
     held_back = _Count(Tally.HELD_BACK)
     not_sent = _Count(Tally.NOT_SENT)
     skipped = _Count(Tally.SKIPPED)
+    newly_held = _Count(Tally.NEWLY_HELD)
     recovered = _Count(Tally.RECOVERED)
     refreshed = _Count(Tally.REFRESHED)
     refills = _Count(Tally.REFILLS)
@@ -104,7 +106,14 @@ class PassReport:
 
     @property
     def failed(self) -> bool:
-        new_problems = self.invalid + self.rejected + self.uncertain + self.action_errors + self.skipped
+        new_problems = (
+            self.invalid
+            + self.rejected
+            + self.uncertain
+            + self.action_errors
+            + self.skipped
+            + self.newly_held
+        )
         return bool(new_problems or self.error)
 
     @property

@@ -189,13 +189,13 @@ def test_an_unknown_key_lists_the_allowed_ones(tmp_path):
     message = config_error(tmp_path, MINIMAL + "    concurency: 4\n")
     assert "panels.main" in message
     assert "unknown key 'concurency'" in message
-    assert "allowed: attempts, concurrency, key, rate_limit, timeout, url" in message
+    assert "allowed: attempts, budget, concurrency, key, rate_limit, timeout, url" in message
 
 
 def test_an_unknown_top_level_key_lists_the_allowed_ones(tmp_path):
     message = config_error(tmp_path, MINIMAL + "journl: x.sqlite\n")
     assert "unknown key 'journl'" in message
-    assert "allowed: columns, google, ignore_columns, journal, max_spend, panels, sheet, sheets" in message
+    assert "allowed: approval, budget, columns, confirm, google, ignore_columns, journal, max_spend, panels, sheet, sheets" in message
 
 
 def test_a_wrong_type_says_what_is_expected(tmp_path):

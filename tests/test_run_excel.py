@@ -191,7 +191,8 @@ def test_not_enough_funds_stops_cleanly_and_leaves_the_rest_for_the_next_run(tmp
     assert report.sheets[0].held_back == 3
     result = read_sheet(sheet)
     assert [bool(r["order_id"]) for r in result] == [True, True, False, False, False]
-    assert all(r["status"] is None for r in result[2:])  # untouched, not failed
+    # Held, each saying why in its own row (not failed: a later run places them)
+    assert all(r["status"] == "Held" and "balance" in r["error"] for r in result[2:])
 
     with panel.ledger.lock:
         panel.ledger.balance += Decimal("100")
@@ -218,7 +219,9 @@ def test_panel_answering_not_enough_funds_stops_ordering_from_it(sheet_setup, pa
     assert len(panel.ledger.orders) == 0
     assert any("Not enough funds" in notice for notice in report.sheets[0].notices)
     assert panel.ledger.calls["add"] <= config.panels["main"].concurrency
-    assert all(r["status"] is None and r["order_id"] is None for r in read_sheet(sheet))
+    rows = read_sheet(sheet)
+    assert all(r["status"] == "Held" and r["order_id"] is None for r in rows)
+    assert all("Not enough funds" in r["error"] or "stopped taking orders" in r["error"] for r in rows)
 
 
 def test_max_spend_stops_before_exceeding_the_sum(sheet_setup, panel):
