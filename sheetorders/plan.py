@@ -250,7 +250,8 @@ def _action_problem(row: SheetRow, action: str, catalog: Mapping[str, Service]) 
         return f"action: {row.action!r} is not an action; type refill or cancel"
     if not row.order_id:
         return f"action: {action} needs an order_id in this row"
-    service = catalog.get(row.text("service"))
+    _, service_id, _ = same_target_key("", row.text("service"), "")  # a dropdown entry gives its ID
+    service = catalog.get(service_id)
     if service is not None and not getattr(service, action):
         return f'service {service.id} "{service.name}" does not allow {action} (the panel\'s catalog says so)'
     return None
