@@ -28,6 +28,7 @@ from sheetorders.errors import ExitCode, PanelError, SheetordersError
 from sheetorders.exits import exit_code_of
 from sheetorders.models import ItemError, money
 from sheetorders.pipeline import PassOptions
+from sheetorders.plan import Proposal
 from sheetorders.report import PassReport, RunReport
 from sheetorders.stopping import StopRequest, stop_on_signals
 
@@ -327,10 +328,10 @@ def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def with_options(
-        *args: Any, dry_run: bool, max_spend: Decimal | None, take_over: bool, **kwargs: Any
+        *args: Any, dry_run: bool, max_spend: Decimal | None, take_over: bool, yes: bool, **kwargs: Any
     ) -> Any:
         options = PassOptions(dry_run=dry_run, max_spend=max_spend, take_over=take_over)
-        return command(*args, options=options, **kwargs)
+        return command(*args, options=options, ask=not yes, **kwargs)
 
     options = [
         click.option(
@@ -340,6 +341,9 @@ def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--max-spend", type=Amount(), help="Leave rows for later before this pass's spend exceeds N."
         ),
         click.option("--wait", is_flag=True, help="If another sheetorders works on this sheet, wait for it."),
+        click.option(
+            "-y", "--yes", is_flag=True, help="Do not ask before placing orders (on a terminal it asks)."
+        ),
         click.option(
             "--take-over",
             is_flag=True,
@@ -359,14 +363,19 @@ def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--sheet", help="The sheet to use instead of the config's (a path, URL, or a configured sheet name)."
 )
 @_pass_options
-def run(sheet: str | None, options: PassOptions, wait: bool, as_json: bool) -> None:
+def run(sheet: str | None, options: PassOptions, ask: bool, wait: bool, as_json: bool) -> None:
     """Validate the sheet's rows, place the new orders, write results back."""
-    _one_pass(_config(sheet), options, wait, as_json)
+    _one_pass(_config(sheet), options, wait, as_json, ask)
 
 
-def _one_pass(config: Config, options: PassOptions, wait: bool, as_json: bool) -> None:
-    """One pass over every sheet; the first Ctrl-C or SIGTERM stops sending, the second stops at once."""
+def _one_pass(config: Config, options: PassOptions, wait: bool, as_json: bool, ask: bool = True) -> None:
+    """One pass over every sheet; the first Ctrl-C or SIGTERM stops sending, the second stops at once.
+
+    Where a person is there to answer (a terminal), it shows what it is about to spend and asks
+    first, unless told not to (-y, `confirm: false`)."""
     stop = StopRequest()
+    if ask and config.confirm and not options.dry_run and sys.stdin.isatty() and err_console.is_terminal:
+        options = replace(options, confirm=_ask_before_placing)
 
     def on_first(signum: int) -> None:
         err_console.print(
@@ -389,33 +398,61 @@ def _one_pass(config: Config, options: PassOptions, wait: bool, as_json: bool) -
     sys.exit(int(exit_code_of(report)))
 
 
+def _ask_before_placing(proposal: Proposal) -> bool:
+    """Show what a pass is about to spend; `y` or `yes` places it, anything else nothing."""
+    table = Table("panel", "orders", "estimated", "balance after", title=f"about to order: {proposal.sheet}")
+    for panel, count in proposal.orders.items():
+        after = proposal.balance_after.get(panel)
+        currency = proposal.currency.get(panel, "")
+        table.add_row(
+            escape(panel),
+            str(count),
+            f"{money(proposal.estimated.get(panel, Decimal(0)))} {escape(currency)}",
+            "?" if after is None else f"{money(after)} {escape(currency)}",
+        )
+    err_console.print(table)
+    answer = click.prompt(
+        f"Place these {proposal.total_orders} order(s)? [y/N]", default="", show_default=False, err=True
+    )
+    return str(answer).strip().lower() in ("y", "yes")
+
+
 def _with_progress(quiet: bool, job: Callable[[Callable[[int, int], None] | None], RunReport]) -> RunReport:
+    """The job, with a progress bar on a terminal once orders start going out (not before: the
+    pass may ask a question first)."""
     if quiet or not err_console.is_terminal:
         return job(None)
-    with Progress(
+    progress = Progress(
         TextColumn("placing orders"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-    ) as progress:
-        task = progress.add_task("orders", total=None)
+    )
+    task = progress.add_task("orders", total=None)
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        progress.update(task, completed=done, total=total)
 
+    try:
         return job(update)
+    finally:
+        progress.stop()
 
 
 @cli.command()
 @click.option("--sheet", help="Only this sheet (a configured sheet name or source, or a path).")
 @click.option("--every", type=Interval(), help="Repeat the pass forever at this interval: 30s, 10m, 1h.")
 @_pass_options
-def sync(sheet: str | None, every: float | None, options: PassOptions, wait: bool, as_json: bool) -> None:
+def sync(
+    sheet: str | None, every: float | None, options: PassOptions, ask: bool, wait: bool, as_json: bool
+) -> None:
     """Place ready rows, refresh open orders, send refills and cancels; once or on a schedule."""
     config = _config(sheet)
     if every is None:
-        _one_pass(config, options, wait, as_json)
+        _one_pass(config, options, wait, as_json, ask)
         return
 
     def on_first(signum: int) -> None:

@@ -29,7 +29,7 @@ from sheetorders.journal import Journal, JournalMark, JournalRequest
 from sheetorders.models import Balance, Catalog, Service
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import Panels
-from sheetorders.plan import Catalogs, Limits, Plan, make_plan, plan_actions
+from sheetorders.plan import Catalogs, Limits, Plan, Proposal, make_plan, plan_actions, proposal
 from sheetorders.reconcile import reconcile
 from sheetorders.refresh import Answers, prefetch, refresh
 from sheetorders.report import PanelSpend, PassReport, Tally
@@ -68,6 +68,7 @@ class PassOptions:
     take_over: bool = False  # a sheet another journal tracks becomes this journal's
     wait: bool = False  # wait for another process working on the same sheet, instead of refusing
     clock: Clock = utc_clock  # now, for budgets over days and months
+    confirm: Callable[[Proposal], bool] | None = None  # asked before anything is sent; False: nothing is
 
     @property
     def stopping(self) -> bool:
@@ -147,6 +148,10 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     if work.options.dry_run:
         work.report.would_order = [order.request for order in plan.orders]
         return work.report
+    if plan.orders and not _confirmed(work, plan):
+        work.report.declined = True
+        work.report.notices.append("not confirmed: nothing was placed or written")
+        return work.report
     if plan.orders or any(row.action for row in read.rows):
         _ready_to_send(work, backend, read, owner)
     _place(work, plan)
@@ -157,6 +162,11 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     if work.journal_failure is not None:
         work.report.failure = JournalError(_journal_failure_message(work))
     return work.report
+
+
+def _confirmed(work: _Pass, plan: Plan) -> bool:
+    ask = work.options.confirm
+    return ask is None or ask(proposal(work.sheet.label, plan, work.report.balances))
 
 
 def _ready_to_send(work: _Pass, backend: SheetBackend, read: SheetRead, owner: JournalMark | None) -> None:

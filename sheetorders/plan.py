@@ -66,6 +66,36 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """What a pass is about to spend, to show a person before it does: per panel, the orders,
+    their estimated total, and the balance that would be left."""
+
+    sheet: str
+    orders: dict[str, int]
+    estimated: dict[str, Decimal]
+    balance_after: dict[str, Decimal | None]
+    currency: dict[str, str]
+
+    @property
+    def total_orders(self) -> int:
+        return sum(self.orders.values())
+
+
+def proposal(sheet: str, plan: Plan, balances: Mapping[str, Balance]) -> Proposal:
+    orders: dict[str, int] = defaultdict(int)
+    for order in plan.orders:
+        orders[order.request.panel] += 1
+    after = {
+        panel: (balances[panel].balance - plan.estimated.get(panel, Decimal(0)))
+        if panel in balances
+        else None
+        for panel in orders
+    }
+    currency = {panel: balances[panel].currency if panel in balances else "" for panel in orders}
+    return Proposal(sheet, dict(orders), dict(plan.estimated), after, currency)
+
+
+@dataclass(frozen=True)
 class Limits:
     max_spend: Decimal | None = None
     balances: Mapping[str, Balance] = field(default_factory=dict)
@@ -166,7 +196,9 @@ def _within_limits(plan: Plan, candidates: list[PlannedOrder], limits: Limits) -
                 f"row {number} needs {money(cost)}"
             )
             plan.held.extend(HeldRow(later.row, stopped) for later in left)
-            plan.notices.append(f"{stopped}: {len(left)} row(s) from row {number} on are left for a later run")
+            plan.notices.append(
+                f"{stopped}: {len(left)} row(s) from row {number} on are left for a later run"
+            )
             break
         reason = _budget_refusal(limits, used, request.panel, number, cost)
         balance = limits.balances.get(request.panel)

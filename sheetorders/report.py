@@ -63,6 +63,7 @@ class PassReport:
     balances: dict[str, Balance] = field(default_factory=dict)
     failure: SheetordersError | None = None  # the pass could not run at all (sheet unreadable...)
     worst: ExitCode = ExitCode.OK  # the most serious panel failure's exit code
+    declined: bool = False  # the person asked said no: nothing was placed or written
 
     ordered = _Count(Tally.ORDERED)
     invalid = _Count(Tally.INVALID)

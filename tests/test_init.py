@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import re
-import select
 import shlex
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +15,7 @@ from sheetorders.config import load_config
 from sheetorders.errors import ExitCode
 from sheetorders.init import WRITTEN_BY, InitAnswers, render_config, suggested_key_env
 from sheetorders.resources import config_example
+from sheetorders.testing.terminal import Terminal
 from sheetorders.testing.workbooks import TEST_KEY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,60 +143,6 @@ def test_the_next_two_commands_work_as_printed(here, panel):
 
 
 # --- on a terminal ------------------------------------------------------------------------------
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-class Terminal:
-    """`sheetorders ARGS` with a pseudo-terminal for its stdin, stdout and stderr."""
-
-    def __init__(self, *args: str, cwd: Path, env: dict[str, str]) -> None:
-        self.master, slave = pty.openpty()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sheetorders", *args],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            cwd=cwd,
-            env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200", "NO_COLOR": "1", **env},
-            close_fds=True,
-        )
-        os.close(slave)
-        self.seen = ""
-
-    def _read(self, timeout: float) -> bool:
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
-            return True
-        try:
-            data = os.read(self.master, 4096)
-        except OSError:  # the other side has closed (Linux says EIO)
-            return False
-        if not data:
-            return False
-        self.seen += _ANSI.sub("", data.decode("utf-8", "replace")).replace("\r\n", "\n")
-        return True
-
-    def expect(self, text: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.seen:
-            assert time.monotonic() < deadline and self._read(0.2), f"waited for {text!r}; got {self.seen!r}"
-        self.seen = self.seen[self.seen.index(text) + len(text) :]
-
-    def answer(self, text: str) -> None:
-        os.write(self.master, (text + "\r").encode())
-
-    def finish(self, timeout: float = 30) -> tuple[int, str]:
-        rest = ""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self._read(0.2):
-            if self.process.poll() is not None and not select.select([self.master], [], [], 0.2)[0]:
-                break
-        rest, self.seen = self.seen, ""
-        code = self.process.wait(timeout=timeout)
-        os.close(self.master)
-        return code, rest
-
 
 def test_init_asks_on_a_terminal_and_asks_again_after_a_mistake(tmp_path):
     terminal = Terminal("init", cwd=tmp_path, env={})
