@@ -37,6 +37,8 @@ LIST_FIELDS = frozenset({"comments", "usernames", "hashtags", "keywords", "group
 
 INPUT_COLUMNS = ("panel", "service", *ORDER_FIELDS)
 ACTION_COLUMN = "action"
+# Where a person approves a row (`approval: true`); not part of what the row orders.
+APPROVAL_COLUMN = "approved"
 
 # Written by the tool. `ref` ties a row to its journal entry, whatever the user does to the order
 # of rows; it is appended first so it sits next to the user's columns.
@@ -58,7 +60,9 @@ OUTPUT_COLUMNS = (
 # of a row's cost as it is typed). The pass recognises them and never reads or writes them.
 COMPUTED_COLUMNS = ("estimate",)
 
-KNOWN_COLUMNS = frozenset((*INPUT_COLUMNS, ACTION_COLUMN, *OUTPUT_COLUMNS, *COMPUTED_COLUMNS))
+KNOWN_COLUMNS = frozenset(
+    (*INPUT_COLUMNS, ACTION_COLUMN, APPROVAL_COLUMN, *OUTPUT_COLUMNS, *COMPUTED_COLUMNS)
+)
 
 _SEPARATORS = re.compile(r"[\s\-_]+")
 

@@ -87,6 +87,12 @@ CREATE TABLE IF NOT EXISTS requests (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_sheet ON requests (sheet, written);
+CREATE TABLE IF NOT EXISTS approvals (
+    ref TEXT PRIMARY KEY,
+    sheet TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    approved_at TEXT NOT NULL
+);
 """
 
 
@@ -191,12 +197,41 @@ class Journal:
             return None
         return parts[1] == self.id[:4]
 
+    # --- approvals -----------------------------------------------------------
+
+    def approvals(self, sheet: str) -> dict[str, str]:
+        """ref -> fingerprint of what the row asked for when a pass first saw it approved ('' once
+        an edit voided it)."""
+        found = self._store.query("SELECT ref, fingerprint FROM approvals WHERE sheet = ?", (sheet,))
+        return {row["ref"]: row["fingerprint"] for row in found}
+
+    def record_approvals(self, sheet: str, approved: Mapping[str, str]) -> None:
+        now = utc_now()
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO approvals (ref, sheet, fingerprint, approved_at) VALUES (?, ?, ?, ?)",
+                [(ref, sheet, print_, now) for ref, print_ in approved.items()],
+            )
+
+        self._write(work)
+
+    def forget_approvals(self, refs: Iterable[str]) -> None:
+        """The approvals no longer hold (the rows were edited); the refs stay this journal's."""
+        refs = list(refs)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany("UPDATE approvals SET fingerprint = '' WHERE ref = ?", [(ref,) for ref in refs])
+
+        self._write(work)
+
     def move_sheet(self, old: str, new: str) -> None:
         """File the rows and requests of sheet key `old` under `new` (the same sheet, named anew)."""
 
         def work(db: sqlite3.Connection) -> None:
             db.execute("UPDATE rows SET sheet = ? WHERE sheet = ?", (new, old))
             db.execute("UPDATE requests SET sheet = ? WHERE sheet = ?", (new, old))
+            db.execute("UPDATE approvals SET sheet = ? WHERE sheet = ?", (new, old))
 
         if self._store.query("SELECT 1 FROM rows WHERE sheet = ? LIMIT 1", (old,)) or self._store.query(
             "SELECT 1 FROM requests WHERE sheet = ? LIMIT 1", (old,)

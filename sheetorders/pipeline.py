@@ -10,7 +10,7 @@ passes them along and counts what happened in the `PassReport`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -29,7 +29,16 @@ from sheetorders.journal import Journal, JournalMark, JournalRequest
 from sheetorders.models import Balance, Catalog, Service
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import Panels
-from sheetorders.plan import Catalogs, Limits, Plan, Proposal, make_plan, plan_actions, proposal
+from sheetorders.plan import (
+    Approval,
+    Catalogs,
+    Limits,
+    Plan,
+    Proposal,
+    make_plan,
+    plan_actions,
+    proposal,
+)
 from sheetorders.reconcile import reconcile
 from sheetorders.refresh import Answers, prefetch, refresh
 from sheetorders.report import PanelSpend, PassReport, Tally
@@ -103,6 +112,10 @@ class _Pass:
     def default_panel(self) -> str:
         return self.sheet.panel or self.config.default_panel
 
+    @property
+    def needs_approval(self) -> bool:
+        return self.config.approval if self.sheet.approval is None else self.sheet.approval
+
     def note_failures(self, failures: dict[str, PanelError]) -> None:
         for panel, error in failures.items():
             self.report.panel_failed(panel, error)
@@ -134,7 +147,8 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     known = Answers() if work.options.dry_run else _prefetch(work)
     read = read_sheet(backend, work.config.columns, work.config.ignore_columns)
     owner = _owner(work, backend)
-    _reconcile(work, read.rows)
+    approval = Approval(work.journal.approvals(work.key)) if work.needs_approval else None
+    _reconcile(work, read.rows, approval.seen if approval else {})
     catalogs = _load_catalogs(work, _panels_needed(work, read.rows))
     plan = make_plan(
         read.rows,
@@ -143,6 +157,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         default_panel=work.default_panel,
         down_panels={*work.report.unreachable, *work.report.panel_errors},
         refused=work.refused,
+        approval=approval,
     )
     _apply_plan(work, plan)
     if work.options.dry_run:
@@ -234,10 +249,10 @@ def _remember_statuses(work: _Pass, answers: Answers) -> None:
         work.journal.set_refill_statuses(answers.refill_statuses, work.key)
 
 
-def _reconcile(work: _Pass, rows: list[SheetRow]) -> None:
-    found = reconcile(
-        rows, work.journal.rows(work.key), work.journal.get, work.default_panel, work.journal.issued
-    )
+def _reconcile(work: _Pass, rows: list[SheetRow], reserved: Collection[str]) -> None:
+    """`reserved`: refs the journal gave rows that have no order yet (approved rows)."""
+    journal = work.journal
+    found = reconcile(rows, journal.rows(work.key), journal.get, work.default_panel, journal.issued, reserved)
     if not work.options.dry_run:
         for transition in found.transitions:
             transition.apply(work.journal)
@@ -274,6 +289,9 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
     for mark in plan.marks:
         if mark.row.mark(mark.status, mark.message) and mark.status == RowStatus.INVALID:
             report.add(Tally.INVALID)  # a row that stays Invalid as it was is no new problem
+        if mark.status == RowStatus.NEEDS_APPROVAL:
+            report.add(Tally.NEEDS_APPROVAL)
+    _apply_approvals(work, plan)
     for note in plan.notes:
         if note.row.note(note.message):
             report.add(Tally.SKIPPED)
@@ -295,6 +313,24 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
 
 
 # --- execute --------------------------------------------------------------------------
+
+
+def _apply_approvals(work: _Pass, plan: Plan) -> None:
+    for row, cost in plan.estimates:
+        row.show_estimate(cost)
+    for void in plan.voided:
+        void.row.void_approval(void.message)
+        work.report.add(Tally.NEEDS_APPROVAL)
+        work.report.notices.append(f"row {void.row.number}: {void.message}")
+    if work.options.dry_run:
+        return
+    if plan.voided:
+        work.journal.forget_approvals(void.row.ref for void in plan.voided)
+    for row in plan.approved:
+        if not row.ref:
+            row.assign_ref(work.journal.new_ref())
+    if plan.approved:
+        work.journal.record_approvals(work.key, {row.ref: fingerprint(row) for row in plan.approved})
 
 
 def _hold(work: _Pass, row: SheetRow, reason: str) -> None:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from sheetorders.budget import BudgetLimit
 from sheetorders.journal import JournalRequest
 from sheetorders.models import Balance, Service, is_final_order_status, money
-from sheetorders.rows import SheetRow, order_cells
+from sheetorders.rows import SheetRow, fingerprint, order_cells
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.validate import OrderRequest, same_target_key, validate_row
 
@@ -51,9 +51,20 @@ class HeldRow:
     reason: str
 
 
+@dataclass(frozen=True)
+class Approval:
+    """A sheet whose rows are placed only once approved; `seen`: ref -> fingerprint of what each
+    approved row asked for when a pass first saw the approval."""
+
+    seen: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class Plan:
     orders: list[PlannedOrder] = field(default_factory=list)
+    approved: list[SheetRow] = field(default_factory=list)  # approvals seen now for the first time
+    voided: list[RowMark] = field(default_factory=list)  # approvals an edit made void
+    estimates: list[tuple[SheetRow, Decimal]] = field(default_factory=list)
     marks: list[RowMark] = field(default_factory=list)  # Invalid and Waiting rows
     notes: list[RowNote] = field(default_factory=list)
     held: list[HeldRow] = field(default_factory=list)
@@ -114,6 +125,7 @@ def make_plan(
     default_panel: str,
     down_panels: Collection[str] = (),
     refused: Refused | None = None,
+    approval: Approval | None = None,
 ) -> Plan:
     plan = Plan()
     active = active_targets(rows, default_panel)
@@ -143,10 +155,40 @@ def make_plan(
             message = f"waits for {earlier} on the same link and service"
             plan.marks.append(RowMark(row, RowStatus.WAITING, message))
             continue
+        if approval is not None and not _approved(plan, row, outcome, approval, limits):
+            continue
         active[outcome.dedupe_key] = f"row {row.number}"
         candidates.append(PlannedOrder(row, outcome))
     _within_limits(plan, candidates, limits)
     return plan
+
+
+def _approved(plan: Plan, row: SheetRow, request: OrderRequest, approval: Approval, limits: Limits) -> bool:
+    """Whether the row may be placed: approved, for what it asks now. An approval that a pass has
+    seen holds only for the content it was given for: an edit voids it."""
+    cost = request.estimated_cost
+    balance = limits.balances.get(request.panel)
+    price = f"estimated {money(cost)}{f' {balance.currency}' if balance else ''}"
+    seen = approval.seen.get(row.ref) or None if row.ref else None  # '': voided, not seen since
+    if not row.approved:
+        plan.marks.append(
+            RowMark(row, RowStatus.NEEDS_APPROVAL, f"{price}: type yes in approved to place it")
+        )
+    elif seen is not None and seen != fingerprint(row):
+        plan.voided.append(
+            RowMark(
+                row,
+                RowStatus.NEEDS_APPROVAL,
+                f"the row was edited after it was approved, so that approval is void ({price} now): "
+                "type yes in approved again to place it",
+            )
+        )
+    else:
+        if seen is None:
+            plan.approved.append(row)
+        return True
+    plan.estimates.append((row, cost))
+    return False
 
 
 def _refused(row: SheetRow, refused: Refused, default_panel: str) -> str | None:

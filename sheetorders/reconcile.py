@@ -9,7 +9,7 @@ applies them (a dry run does not).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheetorders.journal import Journal, JournalRow
@@ -65,9 +65,11 @@ def reconcile(
     lookup: Callable[[str], JournalRow | None],
     default_panel: str,
     issued: Callable[[str], bool | None] = lambda ref: None,
+    reserved: Collection[str] = (),
 ) -> Reconciliation:
     """`journal_rows`: the sheet's entries by ref; `lookup` finds an entry of another sheet;
-    `issued` tells whether this journal issued a ref (None: the ref does not say)."""
+    `issued` tells whether this journal issued a ref (None: the ref does not say); `reserved`
+    are refs this journal gave rows that have no order yet."""
     result = Reconciliation()
     by_ref: dict[str, list[SheetRow]] = defaultdict(list)
     for row in rows:
@@ -76,6 +78,8 @@ def reconcile(
     for ref, same_ref in by_ref.items():
         entry = journal_rows.get(ref) or lookup(ref)
         for row in _owners(ref, same_ref, entry, result):
+            if entry is None and ref in reserved:
+                continue
             if entry is None and issued(ref) is False:
                 _foreign(row)
             else:

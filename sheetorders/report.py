@@ -24,6 +24,7 @@ class Tally(TextEnum):
     HELD_BACK = "held_back"  # valid rows left for a later run (funds, max_spend, unreachable panel)
     NOT_SENT = "not_sent"  # planned orders not sent because a stop was asked for
     SKIPPED = "skipped"  # rows newly told why they are not placed (a stray status)
+    NEEDS_APPROVAL = "needs_approval"  # valid rows waiting for a yes in `approved`
     NEWLY_HELD = "newly_held"  # valid rows that became Held in this pass (funds, a budget, max_spend)
     RECOVERED = "recovered"  # orders placed earlier whose ID reached the sheet only now
     REFRESHED = "refreshed"
@@ -74,6 +75,7 @@ class PassReport:
     not_sent = _Count(Tally.NOT_SENT)
     skipped = _Count(Tally.SKIPPED)
     newly_held = _Count(Tally.NEWLY_HELD)
+    needs_approval = _Count(Tally.NEEDS_APPROVAL)
     recovered = _Count(Tally.RECOVERED)
     refreshed = _Count(Tally.REFRESHED)
     refills = _Count(Tally.REFILLS)

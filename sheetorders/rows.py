@@ -11,10 +11,11 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from types import MappingProxyType
 
 from sheetorders.cells import Cell, cell_text
-from sheetorders.columns import ACTION_COLUMN, INPUT_COLUMNS, OUTPUT_COLUMNS, map_headers
+from sheetorders.columns import ACTION_COLUMN, APPROVAL_COLUMN, INPUT_COLUMNS, OUTPUT_COLUMNS, map_headers
 from sheetorders.errors import SheetError
 from sheetorders.headers import near_miss_message, near_misses
 from sheetorders.journal import utc_now
@@ -24,8 +25,13 @@ from sheetorders.states import RETRY, RowStatus
 from sheetorders.validate import is_blank_row
 
 # Statuses of the tool's own that an order (placed or found) replaces.
-_BEFORE_ORDER = (RowStatus.WAITING, RowStatus.HELD, RowStatus.UNCERTAIN)
-_PLACEABLE = ("", RETRY, *(s.lower() for s in (RowStatus.WAITING, RowStatus.HELD, RowStatus.INVALID)))
+_BEFORE_ORDER = (RowStatus.WAITING, RowStatus.HELD, RowStatus.UNCERTAIN, RowStatus.NEEDS_APPROVAL)
+_PLACEABLE = (
+    "",
+    RETRY,
+    *(s.lower() for s in (RowStatus.WAITING, RowStatus.HELD, RowStatus.INVALID, RowStatus.NEEDS_APPROVAL)),
+)
+APPROVED = frozenset({"yes", "y", "x", "true", "1", "✓", "✔", "ok"})
 CORE_OUTPUT_COLUMNS = OUTPUT_COLUMNS[:9]  # ref .. updated_at; refill columns appear when needed
 STATUS_FIELDS = ("status", "charge", "start_count", "remains", "currency")
 
@@ -73,6 +79,22 @@ class SheetRow:
     @property
     def action(self) -> str:
         return self.text(ACTION_COLUMN)
+
+    @property
+    def approved(self) -> bool:
+        """Whether its `approved` cell says yes (yes, y, x, true, 1, a ticked checkbox)."""
+        return self.text(APPROVAL_COLUMN).lower() in APPROVED
+
+    def void_approval(self, message: str) -> None:
+        """The row changed after it was approved: the approval no longer holds."""
+        if APPROVAL_COLUMN in self.cells:
+            self._set(APPROVAL_COLUMN, None)
+        self.mark(RowStatus.NEEDS_APPROVAL, message)
+
+    def show_estimate(self, cost: Decimal) -> None:
+        """The estimated cost in `estimate`, unless the sheet computes it there (a formula)."""
+        if "estimate" in self.cells and not self.text("estimate").startswith("="):
+            self._set("estimate", cost)
 
     @property
     def is_blank(self) -> bool:
@@ -237,9 +259,7 @@ class SheetRead:
     rows: list[SheetRow]
 
 
-def read_sheet(
-    backend: SheetBackend, aliases: Mapping[str, str], ignored: Collection[str] = ()
-) -> SheetRead:
+def read_sheet(backend: SheetBackend, aliases: Mapping[str, str], ignored: Collection[str] = ()) -> SheetRead:
     table = backend.read()
     misses = near_misses(table.headers, aliases, ignored)
     if misses:

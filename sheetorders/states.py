@@ -24,6 +24,7 @@ class RowStatus(TextEnum):
     UNCERTAIN = "Uncertain"
     WAITING = "Waiting"
     HELD = "Held"  # valid, left for a later pass; `error` says why
+    NEEDS_APPROVAL = "Needs approval"  # valid, waits for a yes in `approved`
     PENDING = "Pending"  # the panel's first status, shown as soon as an order is placed
     CANCEL_REQUESTED = "Cancel requested"
 

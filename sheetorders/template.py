@@ -26,7 +26,7 @@ from typing import Any
 
 from sheetorders.app import list_services
 from sheetorders.cells import Cell, cell_text
-from sheetorders.columns import ACTION_COLUMN, ORDER_FIELDS, OUTPUT_COLUMNS
+from sheetorders.columns import ACTION_COLUMN, APPROVAL_COLUMN, ORDER_FIELDS, OUTPUT_COLUMNS
 from sheetorders.config import Config
 from sheetorders.errors import PanelError, SheetError, UsageError
 from sheetorders.models import Service
@@ -206,9 +206,10 @@ def plan_layout(
     all_columns: bool = False,
     own_columns: Sequence[str] = (),
     rows: int = DEFAULT_ROWS,
+    approval: bool = False,
 ) -> Layout:
     """The Orders tab for these services: narrow unless `all_columns`; `own_columns` are the
-    team's own (kept after the type's columns)."""
+    team's own (kept after the type's columns); `approval`: with an `approved` column."""
     if not services:
         raise UsageError("no service to put in the template: the catalog is empty or nothing matched")
     if rows < 1:
@@ -230,6 +231,8 @@ def plan_layout(
     columns += [TemplateColumn(name, OWN, width=_width(name)) for name in own_columns]
     if all_columns or any(listed.service.refill or listed.service.cancel for listed in services):
         columns.append(TemplateColumn(ACTION_COLUMN, INPUT, width=10))
+    if all_columns or approval:
+        columns.append(TemplateColumn(APPROVAL_COLUMN, INPUT, width=10))
     columns += [
         TemplateColumn(name, OUTPUT, level=1, hidden=True, width=_width(name)) for name in LATER_OUTPUTS
     ]
@@ -479,6 +482,10 @@ _OWN_PROMPTS = {
         "package. Nothing reads it; charge has what the panel took."
     ),
     "action": "Pick refill or cancel in a row that has an order_id: the next run or sync sends it once.",
+    "approved": (
+        "With approval: true in the config, type yes (or x, or tick) to have the row placed; "
+        "editing the row afterwards voids the approval."
+    ),
     "ref": "Written by sheetorders: ties the row to its journal. Leave it.",
     "currency": "Written by sheetorders: the currency of charge.",
     "start_count": "Written by sheetorders: the count when the order started.",
