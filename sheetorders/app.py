@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
+from sheetorders.budget import BudgetLimit, all_limits, utc_clock
 from sheetorders.config import Config
 from sheetorders.errors import PanelError, SheetordersError, UsageError
 from sheetorders.journal import Journal
@@ -17,6 +19,7 @@ from sheetorders.models import Balance, ItemError, OrderStatus, Service
 from sheetorders.panel import ClientFactory, Panels
 from sheetorders.pipeline import PassOptions, run_pass
 from sheetorders.report import PassReport, RunReport
+from sheetorders.sheets.base import open_backend
 from sheetorders.stopping import StopSignal
 
 # --- panels ---------------------------------------------------------------------
@@ -89,6 +92,16 @@ def run_sheets(
     _require_sheets(config)
     with _panels(config, factory, panels) as opened, _journal(config, wait) as journal:
         return _pass_over_sheets(config, journal, opened, replace(options or PassOptions(), wait=wait))
+
+
+def budget_status(config: Config, now: datetime | None = None) -> list[BudgetLimit]:
+    """Each budget of the config with what is spent in its current day or month, and what is left."""
+    keys = {}
+    for sheet in config.sheets:
+        backend = open_backend(sheet.source, sheet.worksheet, config.google)
+        keys[sheet.label] = sheet.journal_key if sheet.name else backend.identity
+    with Journal(config.journal) as journal:
+        return all_limits(journal, config, keys, now or utc_clock())
 
 
 def _require_sheets(config: Config) -> None:

@@ -58,6 +58,18 @@ class BudgetLimit:
         owner = {"all": "", "panel": f" of panel {self.name}", "sheet": f" of sheet {self.name}"}[self.scope]
         return f"{self.period} budget{owner}"
 
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "limit": self.label,
+            "scope": self.scope,
+            "name": self.name,
+            "period": self.period,
+            "allowed": money(self.limit),
+            "spent": money(self.spent),
+            "left": money(self.left),
+            "since": self.since.isoformat(),
+        }
+
     def refusal(self, spent_now: Decimal, row: int, cost: Decimal, currency: str) -> str:
         when = "today" if self.period == "daily" else "this month"
         unit = f" {currency}" if currency else ""
@@ -73,6 +85,16 @@ def _limits(budget: Budget | None, scope: str, name: str) -> Iterable[tuple[str,
     for period, limit in (("daily", budget.daily), ("monthly", budget.monthly)):
         if limit is not None:
             yield scope, name, period, limit, budget.timezone
+
+
+def all_limits(journal: Journal, config: Config, keys: dict[str, str], now: datetime) -> list[BudgetLimit]:
+    """Every limit of the config, each once: for all, per panel, per sheet (`keys`: a sheet's
+    label -> what the journal files it under)."""
+    seen: dict[tuple[str, str, str], BudgetLimit] = {}
+    for sheet in config.sheets or [SheetConfig(source="")]:
+        for limit in limits_for(journal, config, sheet, keys.get(sheet.label, ""), now):
+            seen.setdefault((limit.scope, limit.name, limit.period), limit)
+    return list(seen.values())
 
 
 def limits_for(

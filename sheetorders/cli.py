@@ -285,6 +285,24 @@ def balance(as_json: bool) -> None:
     sys.exit(int(_panel_failures(results)))
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def budget(as_json: bool) -> None:
+    """Each budget of the config: what is spent in the current day or month, and what is left."""
+    limits = app.budget_status(_config())
+    if as_json:
+        click.echo(json.dumps([limit.as_dict() for limit in limits], indent=2))
+        return
+    if not limits:
+        console.print("no budget in the config (see budget: in config.example.yaml)")
+        return
+    table = Table("budget", "allowed", "spent", "left", "since")
+    for limit in limits:
+        row = limit.as_dict()
+        table.add_row(escape(row["limit"]), row["allowed"], row["spent"], row["left"], row["since"][:16])
+    console.print(table)
+
+
 # --- run and sync -----------------------------------------------------------------------
 
 

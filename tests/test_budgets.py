@@ -118,3 +118,25 @@ def test_max_spend_of_one_pass_holds_the_rest_with_the_figures(tmp_path: Path, p
     run_sheets(load_config(path), PassOptions(max_spend=Decimal("0.50")))
     assert len(panel.ledger.orders) == 2
     assert held(sheet)[0]["error"] == "max_spend of this pass: 0.50, planned 0.48; row 4 needs 0.24"
+
+
+def test_the_budget_command_shows_each_limit_spent_and_left(tmp_path: Path, panel: PanelServer) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from sheetorders.cli import cli
+
+    path, _ = setup(
+        tmp_path, panel, 3, budget={"daily": "1.00", "monthly": "10"}, panel_budget={"daily": "0.50"}
+    )
+    run_sheets(load_config(path))  # 2 placed (0.48), the third held by the panel's budget
+    result = CliRunner().invoke(cli, ["budget", "-c", str(path), "--json"], env={"TEST_PANEL_KEY": TEST_KEY})
+    assert result.exit_code == 0, result.output
+    shown = {entry["limit"]: entry for entry in json.loads(result.output)}
+    assert set(shown) == {"daily budget", "monthly budget", "daily budget of panel main"}
+    assert shown["daily budget of panel main"]["spent"] == "0.48"
+    assert shown["daily budget of panel main"]["left"] == "0.02"
+    assert shown["monthly budget"]["left"] == "9.52"
+    table = CliRunner().invoke(cli, ["budget", "-c", str(path)], env={"TEST_PANEL_KEY": TEST_KEY})
+    assert "daily budget of panel main" in table.output and "9.52" in table.output

@@ -28,7 +28,19 @@ from sheetorders.testing.workbooks import read_sheet, write_config
 from sheetorders.workbook import build_order_workbook
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ["run", "sync", "services", "balance", "status", "refill", "cancel", "init", "template", "demo"]
+COMMANDS = [
+    "run",
+    "sync",
+    "services",
+    "balance",
+    "budget",
+    "status",
+    "refill",
+    "cancel",
+    "init",
+    "template",
+    "demo",
+]
 
 VALID_ROWS = [
     {"service": 2, "link": "https://instagram.com/p/one", "quantity": 100},
