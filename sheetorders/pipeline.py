@@ -456,8 +456,8 @@ def _show_request(work: _Pass, row: SheetRow, request: JournalRequest) -> None:
 
 
 def _action_error(work: _Pass, row: SheetRow, message: str) -> None:
-    row.action_error(message)
-    work.report.add(Tally.ACTION_ERRORS)
+    if row.action_error(message):  # a problem the row already showed is not a new one
+        work.report.add(Tally.ACTION_ERRORS)
     work.report.problems.append(f"row {row.number}, {message}")
 
 

@@ -213,9 +213,11 @@ class SheetRow:
             self._set(ACTION_COLUMN, action_cell)
         self._set("updated_at", utc_now())
 
-    def action_error(self, message: str) -> None:
-        self._set("error", message)
-        self._set("updated_at", utc_now())
+    def action_error(self, message: str) -> bool:
+        """Why a refill or cancel typed here was not sent; whether the row did not say so already."""
+        changed = self._set("error", message)
+        self._stamp(changed)
+        return changed
 
 
 def rows_from_table(table: SheetTable, columns: Mapping[str, int]) -> list[SheetRow]:

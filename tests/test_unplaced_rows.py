@@ -46,3 +46,14 @@ def test_an_invalid_row_once_fixed_is_placed_without_clearing_its_status(sheet_s
     row = read_sheet(sheet)[0]
     assert row["order_id"] and row["status"] == "Pending" and not row["error"]
     assert len(panel.ledger.orders) == 1
+
+
+def test_a_refill_the_catalog_does_not_allow_is_a_new_problem_once(sheet_setup, panel: PanelServer):
+    config, sheet = sheet_setup([{"service": 4, "link": "https://instagram.com/pkg"}])
+    run_sheets(config)
+    set_cells(sheet, {(2, "action"): "refill"})  # service 4 does not allow refills
+    first = run_sheets(config)
+    assert "does not allow refill" in read_sheet(sheet)[0]["error"]
+    assert first.exit_code == ExitCode.ROWS_FAILED
+    again = run_sheets(config)
+    assert again.exit_code == ExitCode.OK and again.sheets[0].problems  # listed, not new
