@@ -17,7 +17,8 @@ def cell_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral_value() else str(value)
+        # As a number, not as the panel spelled it: "0.09000" is the 0.09 the sheet reads back.
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
     if isinstance(value, datetime):
         return value.isoformat(sep=" ")
     return str(value).strip()
