@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -270,7 +271,9 @@ def _panels_needed(work: _Pass, rows: Iterable[SheetRow]) -> set[str]:
 def _load_catalogs(work: _Pass, names: set[str]) -> dict[str, dict[str, Service]]:
     def load(name: str) -> tuple[Catalog, Balance]:
         client = work.panels.client(name)
-        return client.catalog(), client.balance()
+        with ThreadPoolExecutor(max_workers=1) as other:  # both at once: one round trip, not two
+            balance = other.submit(client.balance)
+            return client.catalog(), balance.result()
 
     catalogs: dict[str, dict[str, Service]] = {}
     work.asked_after_read |= bool(names)
