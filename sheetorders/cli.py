@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import logging.handlers
 import signal
 import sys
 import threading
@@ -370,6 +371,17 @@ def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--json", "as_json", is_flag=True, help="Print the summary as JSON (one line per pass)."
         ),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="Print nothing when a pass had no problem (for cron: mail on trouble).",
+        ),
+        click.option(
+            "--log-file",
+            type=click.Path(dir_okay=False),
+            help="Also append each pass's line to this file (rotated by size).",
+        ),
     ]
     for option in reversed(options):
         with_options = option(with_options)
@@ -381,12 +393,52 @@ def _pass_options(command: Callable[..., Any]) -> Callable[..., Any]:
     "--sheet", help="The sheet to use instead of the config's (a path, URL, or a configured sheet name)."
 )
 @_pass_options
-def run(sheet: str | None, options: PassOptions, ask: bool, wait: bool, as_json: bool) -> None:
+def run(
+    sheet: str | None,
+    options: PassOptions,
+    ask: bool,
+    wait: bool,
+    as_json: bool,
+    quiet: bool,
+    log_file: str | None,
+) -> None:
     """Validate the sheet's rows, place the new orders, write results back."""
-    _one_pass(_config(sheet), options, wait, as_json, ask)
+    _one_pass(_config(sheet), options, wait, as_json, ask, _Output(as_json, quiet, log_file))
 
 
-def _one_pass(config: Config, options: PassOptions, wait: bool, as_json: bool, ask: bool = True) -> None:
+class _Output:
+    """Where a pass's outcome goes: the terminal (or nothing, when quiet and all went well), and
+    a log file of one line per sheet and pass."""
+
+    def __init__(self, as_json: bool, quiet: bool, log_file: str | None) -> None:
+        self.as_json, self.quiet = as_json, quiet
+        self.log: logging.Logger | None = None
+        if log_file:
+            self.log = logging.getLogger(f"sheetorders.passes.{log_file}")
+            self.log.propagate = False
+            if not self.log.handlers:
+                handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=1_000_000, backupCount=3)
+                handler.setFormatter(logging.Formatter("%(message)s"))
+                self.log.addHandler(handler)
+            self.log.setLevel(logging.INFO)
+
+    def silent(self, report: RunReport) -> bool:
+        return self.quiet and exit_code_of(report) == ExitCode.OK
+
+    def logged(self, report: RunReport) -> None:
+        if self.log is not None:
+            for sheet in report.sheets:
+                self.log.info(json.dumps(sheet.as_dict()) if self.as_json else _one_line(sheet))
+
+
+def _one_pass(
+    config: Config,
+    options: PassOptions,
+    wait: bool,
+    as_json: bool,
+    ask: bool = True,
+    output: _Output | None = None,
+) -> None:
     """One pass over every sheet; the first Ctrl-C or SIGTERM stops sending, the second stops at once.
 
     Where a person is there to answer (a terminal), it shows what it is about to spend and asks
@@ -402,11 +454,14 @@ def _one_pass(config: Config, options: PassOptions, wait: bool, as_json: bool, a
 
     with stop_on_signals(stop, on_first):
         options = replace(options, stop=stop)
+        output = output or _Output(as_json, False, None)
         report = _with_progress(
-            as_json,
+            as_json or output.quiet,
             lambda progress: app.run_sheets(config, replace(options, on_progress=progress), wait=wait),
         )
-    _print_report(report, as_json)
+    output.logged(report)
+    if not output.silent(report):
+        _print_report(report, as_json)
     if report.stopped_by is not None:
         placed = sum(sheet.ordered for sheet in report.sheets)
         left = sum(sheet.not_sent for sheet in report.sheets)
@@ -465,18 +520,29 @@ def _with_progress(quiet: bool, job: Callable[[Callable[[int, int], None] | None
 @click.option("--every", type=Interval(), help="Repeat the pass forever at this interval: 30s, 10m, 1h.")
 @_pass_options
 def sync(
-    sheet: str | None, every: float | None, options: PassOptions, ask: bool, wait: bool, as_json: bool
+    sheet: str | None,
+    every: float | None,
+    options: PassOptions,
+    ask: bool,
+    wait: bool,
+    as_json: bool,
+    quiet: bool,
+    log_file: str | None,
 ) -> None:
     """Place ready rows, refresh open orders, send refills and cancels; once or on a schedule."""
     config = _config(sheet)
+    output = _Output(as_json, quiet, log_file)
     if every is None:
-        _one_pass(config, options, wait, as_json, ask)
+        _one_pass(config, options, wait, as_json, ask, output)
         return
 
     def on_first(signum: int) -> None:
         err_console.print("stopping after the current pass has written… (again to stop at once)")
 
     def on_pass(report: RunReport) -> None:
+        output.logged(report)
+        if output.silent(report):
+            return
         if as_json:
             click.echo(json.dumps(report.as_dict()))
         else:
@@ -489,25 +555,44 @@ def sync(
     err_console.print("sync stopped")  # as asked: each pass's own outcome was on its line
 
 
-def _one_line(report: Any) -> str:
+def _one_line(report: PassReport) -> str:
+    """One pass over one sheet in a line: what was placed and what it cost, what was refreshed and
+    sent, the first problem rows, the balance left per panel."""
     from datetime import datetime
 
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     if report.error:
         return f"{stamp} {report.sheet}: error: {report.error}"
+    cost = ", ".join(f"{money(s.actual or s.estimated)} {s.currency}".strip() for s in report.spend.values())
     parts = [
-        f"{report.ordered} ordered",
+        f"{report.ordered} ordered" + (f" ({cost})" if report.ordered and cost else ""),
         f"{report.refreshed} refreshed",
         f"{report.refills} refills",
         f"{report.cancels} cancels",
-        f"{report.invalid} invalid",
-        f"{report.rejected} rejected",
-        f"{report.uncertain} uncertain",
-        f"{report.waiting} waiting",
     ]
-    unreachable = "".join(f"; panel {name} unreachable" for name in report.unreachable)
-    refused = "".join(f"; {message}" for message in report.panel_errors.values())
-    return f"{stamp} {report.sheet}: " + ", ".join(parts) + unreachable + refused
+    counts = [
+        f"{count} {name}"
+        for name, count in (
+            ("invalid", report.invalid),
+            ("rejected", report.rejected),
+            ("uncertain", report.uncertain),
+            ("held", report.held_back),
+            ("waiting", report.waiting),
+        )
+        if count
+    ]
+    line = f"{stamp} {report.sheet}: " + ", ".join(parts + counts)
+    if report.problems:
+        shown = "; ".join(report.problems[:3])
+        more = f" (+{len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
+        line += f"; problems: {shown}{more}"
+    line += "".join(f"; panel {name} unreachable" for name in report.unreachable)
+    line += "".join(f"; {message}" for message in report.panel_errors.values())
+    balances = ", ".join(
+        f"{name} {money(report.balance_left(name) or b.balance)} {b.currency}"
+        for name, b in report.balances.items()
+    )
+    return line + (f"; balance {balances}" if balances else "")
 
 
 def _print_report(report: RunReport, as_json: bool) -> None:

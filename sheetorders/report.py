@@ -88,6 +88,14 @@ class PassReport:
     def spend_on(self, panel: str) -> PanelSpend:
         return self.spend.setdefault(panel, PanelSpend())
 
+    def balance_left(self, panel: str) -> Decimal | None:
+        """The panel's balance when the pass began, less what this pass spent there."""
+        balance = self.balances.get(panel)
+        if balance is None:
+            return None
+        spend = self.spend.get(panel)
+        return balance.balance - ((spend.actual or spend.estimated) if spend and not self.dry_run else 0)
+
     def panel_failed(self, panel: str, error: PanelError) -> None:
         if isinstance(error, PanelUnavailable):
             self.unreachable.setdefault(panel, str(error))

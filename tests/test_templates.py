@@ -113,6 +113,10 @@ def test_crontab_line_runs_a_valid_sync_every_ten_minutes():
     start = next(i for i, word in enumerate(words) if word.endswith("bin/sheetorders"))
     context = parse_cli(words[start + 1 :])
     assert context.command.name == "sync"
+    assert context.params["quiet"] is True  # cron mails only when a person is needed
+    assert ". $HOME/.config/sheetorders/env" in lines[0]  # the key, as the systemd units read it
+    readme = (ROOT / "README.md").read_text()
+    assert lines[0] in readme  # the README shows the same line
 
 
 def test_wheel_ships_schemas_and_templates(tmp_path):
