@@ -10,9 +10,10 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from sheetorders.budget import BudgetLimit, all_limits, utc_clock
+from sheetorders.budget import BudgetLimit, all_limits, stamp, utc_clock
 from sheetorders.config import Config
 from sheetorders.errors import PanelError, SheetordersError, UsageError
+from sheetorders.history import Order, parse_when, select
 from sheetorders.journal import Journal
 from sheetorders.locks import process_lock
 from sheetorders.models import Balance, ItemError, OrderStatus, Service
@@ -102,6 +103,25 @@ def budget_status(config: Config, now: datetime | None = None) -> list[BudgetLim
         keys[sheet.label] = sheet.journal_key if sheet.name else backend.identity
     with Journal(config.journal) as journal:
         return all_limits(journal, config, keys, now or utc_clock())
+
+
+def order_history(
+    config: Config,
+    *,
+    since: str = "30d",
+    until: str | None = None,
+    sheet: str | None = None,
+    panel: str | None = None,
+    status: str | None = None,
+    now: datetime | None = None,
+) -> list[Order]:
+    """The journal's orders placed in a time span (default: the last 30 days), oldest first."""
+    now = now or utc_clock()
+    start = stamp(parse_when(since, now))
+    end = stamp(parse_when(until, now)) if until else None
+    with Journal(config.journal) as journal:
+        entries = journal.history(start, end)
+    return select(entries, sheet=sheet, panel=panel, status=status)
 
 
 def _require_sheets(config: Config) -> None:

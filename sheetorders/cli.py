@@ -27,6 +27,9 @@ from sheetorders import __version__, app
 from sheetorders.config import Config, find_config, load_config
 from sheetorders.errors import ExitCode, PanelError, SheetordersError
 from sheetorders.exits import exit_code_of
+from sheetorders.history import GROUPS
+from sheetorders.history import as_csv as history_csv
+from sheetorders.history import summary as history_summary
 from sheetorders.models import ItemError, money
 from sheetorders.pipeline import PassOptions
 from sheetorders.plan import Proposal
@@ -302,6 +305,56 @@ def budget(as_json: bool) -> None:
         row = limit.as_dict()
         table.add_row(escape(row["limit"]), row["allowed"], row["spent"], row["left"], row["since"][:16])
     console.print(table)
+
+
+@cli.command()
+@click.option(
+    "--since", default="30d", show_default=True, help="From: 7d, 12h, 2w, or a date like 2026-11-01."
+)
+@click.option("--until", help="Until (not included): the same forms.")
+@click.option("--sheet", help="Only this sheet (its name, or its file and tab as listed).")
+@click.option("--panel", help="Only this panel.")
+@click.option("--status", help="Only orders with this status (Completed, Partial, Uncertain...).")
+@click.option("--summary", is_flag=True, help="Spend per day (or --by) with totals, instead of the orders.")
+@click.option(
+    "--by", type=click.Choice(GROUPS), default="day", show_default=True, help="What --summary sums by."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON: one object per order (or line).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV, for a spreadsheet.")
+def history(
+    since: str,
+    until: str | None,
+    sheet: str | None,
+    panel: str | None,
+    status: str | None,
+    summary: bool,
+    by: str,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """Every order the journal placed and what it cost: when, sheet, panel, service, link, quantity."""
+    orders = app.order_history(_config(), since=since, until=until, sheet=sheet, panel=panel, status=status)
+    rows = history_summary(orders, by) if summary else [order.as_dict() for order in orders]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    elif as_csv:
+        click.echo(history_csv(orders) if not summary else _csv(rows), nl=False)
+    else:
+        table = Table(*(rows[0] if rows else ["orders"]))
+        for row in rows:
+            table.add_row(*(escape("" if value is None else str(value)) for value in row.values()))
+        console.print(table)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["group"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 # --- run and sync -----------------------------------------------------------------------

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
-from sheetorders.journal import Journal, JournalRequest, utc_now
+from sheetorders.journal import Journal, JournalRequest, OrderDetails, utc_now
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
@@ -64,6 +64,7 @@ class OrderSender:
     on_progress: Progress | None = None
     stop: StopSignal | None = None
     now: Callable[[], str] = utc_now  # the time an order leaves, as the journal stores it
+    currency: Callable[[str], str] = lambda panel: ""  # a panel's currency, for the history
     journal_failure: JournalError | None = None
     _done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -130,6 +131,7 @@ class OrderSender:
                 row_number=row.number,
                 estimated_cost=str(request.estimated_cost),
                 sent_at=self.now(),
+                details=OrderDetails(request.service.name, request.quantity, self.currency(request.panel)),
             )
         except JournalError as error:
             self._journal_failed(error)

@@ -102,6 +102,9 @@ _MISSING_COLUMNS = (
     ("requests", "refill_status"),
     ("rows", "sent_at"),  # when the last `add` for the row left (UTC)
     ("rows", "charge"),  # the last charge the panel reported
+    ("rows", "service_name"),  # for the history: what a person needs to account for an order
+    ("rows", "quantity"),
+    ("rows", "currency"),
 )
 # States of an `add` that count as spent: it may have cost money.
 _SPENDING = (SENDING, ACCEPTED, AMBIGUOUS)
@@ -109,6 +112,33 @@ _SPENDING = (SENDING, ACCEPTED, AMBIGUOUS)
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class OrderDetails:
+    """What the history shows of an order besides what the journal needs to place it once."""
+
+    service_name: str = ""
+    quantity: int | None = None
+    currency: str = ""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    placed_at: str
+    sheet: str
+    ref: str
+    panel: str
+    service: str
+    service_name: str
+    link: str
+    quantity: int | None
+    order_id: str
+    state: str
+    status: str
+    estimate: str
+    charge: str
+    currency: str
 
 
 @dataclass(frozen=True)
@@ -269,23 +299,27 @@ class Journal:
         row_number: int,
         estimated_cost: str,
         sent_at: str | None = None,
+        details: OrderDetails | None = None,
     ) -> None:
         """Record, durably, that an `add` for this row is about to be sent (`sent_at`: its time, as
         the pass's clock says, UTC; default now)."""
         now = utc_now()
+        details = details or OrderDetails()
 
         def work(db: sqlite3.Connection) -> Any:
             cursor = db.execute(
                 """INSERT INTO rows (ref, sheet, fingerprint, panel, service, link, row_number, state,
-                                     estimated_cost, created_at, updated_at, sent_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     estimated_cost, created_at, updated_at, sent_at,
+                                     service_name, quantity, currency)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (ref) DO UPDATE SET
                      fingerprint = excluded.fingerprint, panel = excluded.panel,
                      service = excluded.service, link = excluded.link,
                      row_number = excluded.row_number, state = excluded.state,
                      estimated_cost = excluded.estimated_cost, order_id = NULL, error = NULL,
                      written = 0, updated_at = excluded.updated_at, sent_at = excluded.sent_at,
-                     charge = NULL
+                     charge = NULL, order_status = NULL, service_name = excluded.service_name,
+                     quantity = excluded.quantity, currency = excluded.currency
                    WHERE rows.state IN (?, ?, ?)""",
                 (
                     ref,
@@ -300,6 +334,9 @@ class Journal:
                     now,
                     now,
                     sent_at or now,
+                    details.service_name,
+                    details.quantity,
+                    details.currency,
                     *_SENDABLE,
                 ),
             )
@@ -403,6 +440,35 @@ class Journal:
             )
 
         self._write(work)
+
+    def history(self, since: str, until: str | None = None) -> list[HistoryEntry]:
+        """Every order sent since `since` (and before `until`), oldest first: placed, uncertain or
+        being sent (an order that may exist is accounted for)."""
+        query = (
+            "SELECT * FROM rows WHERE state IN (?, ?, ?) AND COALESCE(sent_at, created_at) >= ?"
+            + (" AND COALESCE(sent_at, created_at) < ?" if until else "")
+            + " ORDER BY COALESCE(sent_at, created_at), ref"
+        )
+        found = self._store.query(query, [*_SPENDING, since, *([until] if until else [])])
+        return [
+            HistoryEntry(
+                placed_at=row["sent_at"] or row["created_at"],
+                sheet=row["sheet"],
+                ref=row["ref"],
+                panel=row["panel"],
+                service=row["service"],
+                service_name=row["service_name"] or "",
+                link=row["link"] or "",
+                quantity=int(row["quantity"]) if row["quantity"] is not None else None,
+                order_id=row["order_id"] or "",
+                state=row["state"],
+                status=row["order_status"] or ("Uncertain" if row["state"] != ACCEPTED else ""),
+                estimate=row["estimated_cost"] or "",
+                charge=row["charge"] or "",
+                currency=row["currency"] or "",
+            )
+            for row in found
+        ]
 
     def spent(self, since: str, *, panel: str | None = None, sheet: str | None = None) -> Decimal:
         """What the orders sent since `since` (UTC, as stored) may have cost: the panel's charge

@@ -355,6 +355,7 @@ def _place(work: _Pass, plan: Plan) -> None:
         work.options.on_progress,
         work.options.stop,
         lambda: stamp(work.options.clock()),
+        lambda panel: balance.currency if (balance := work.report.balances.get(panel)) else "",
     )
     for placement in sender.send(plan.orders):
         _count_placement(work, placement)

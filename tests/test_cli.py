@@ -34,6 +34,7 @@ COMMANDS = [
     "services",
     "balance",
     "budget",
+    "history",
     "status",
     "refill",
     "cancel",
