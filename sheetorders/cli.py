@@ -616,6 +616,8 @@ def _one_line(report: PassReport) -> str:
     stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     if report.error:
         return f"{stamp} {report.sheet}: error: {report.error}"
+    if report.unchanged:
+        return f"{stamp} {report.sheet}: unchanged, nothing to do"
     cost = ", ".join(f"{money(s.actual or s.estimated)} {s.currency}".strip() for s in report.spend.values())
     parts = [
         f"{report.ordered} ordered" + (f" ({cost})" if report.ordered and cost else ""),
@@ -661,6 +663,9 @@ def _print_report(report: RunReport, as_json: bool) -> None:
 
 
 def _print_sheet_report(report: PassReport) -> None:
+    if report.unchanged:
+        console.print(f"{escape(report.sheet)}: unchanged since the last pass, nothing to do", soft_wrap=True)
+        return
     title = f"{report.sheet}" + (" (dry run: nothing placed)" if report.dry_run else "")
     console.print(f"[bold]{escape(title)}[/]", soft_wrap=True)  # a long path would squeeze a table title
     table = Table(show_header=True)

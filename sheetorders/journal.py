@@ -227,6 +227,16 @@ class Journal:
             return None
         return parts[1] == self.id[:4]
 
+    # --- sheets with nothing to do ------------------------------------------
+
+    def idle_stamp(self, sheet: str) -> str | None:
+        """The content stamp of the sheet after a pass that left it with nothing to do."""
+        return self._store.get_meta(f"idle:{sheet}")
+
+    def set_idle_stamp(self, sheet: str, stamp: str | None) -> None:
+        if stamp != self.idle_stamp(sheet):
+            self._store.set_meta(f"idle:{sheet}", stamp)
+
     # --- approvals -----------------------------------------------------------
 
     def approvals(self, sheet: str) -> dict[str, str]:

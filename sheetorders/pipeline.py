@@ -19,6 +19,7 @@ from sheetorders.budget import BudgetLimit, Clock, limits_for, stamp, utc_clock
 from sheetorders.config import Config, SheetConfig
 from sheetorders.errors import (
     AmbiguousOrder,
+    ExitCode,
     JournalError,
     NotEnoughFunds,
     PanelError,
@@ -145,6 +146,9 @@ def run_pass(
 
 
 def _run(work: _Pass, backend: SheetBackend) -> PassReport:
+    if _nothing_to_do(work, backend):
+        work.report.unchanged = True
+        return work.report
     known = Answers() if work.options.dry_run else _prefetch(work)
     read = read_sheet(backend, work.config.columns, work.config.ignore_columns)
     owner = _owner(work, backend)
@@ -177,7 +181,34 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     _write_back(work, backend, read)
     if work.journal_failure is not None:
         work.report.failure = JournalError(_journal_failure_message(work))
+    else:
+        _remember_if_idle(work, backend, read, plan)
     return work.report
+
+
+def _nothing_to_do(work: _Pass, backend: SheetBackend) -> bool:
+    """The sheet is as the last pass left it, and that pass left nothing to do: no open order or
+    refill, no row to place, no action to send (a new day for a budget aside: see below)."""
+    if work.options.dry_run:
+        return False
+    stamp = work.journal.idle_stamp(work.key)
+    return stamp is not None and stamp == backend.content_stamp()
+
+
+def _remember_if_idle(work: _Pass, backend: SheetBackend, read: SheetRead, plan: Plan) -> None:
+    report, journal = work.report, work.journal
+    idle = not (
+        plan.orders
+        or plan.held  # a budget may allow them tomorrow, the balance after a top-up
+        or plan.marked(RowStatus.WAITING)
+        or any(row.action.lower() in ("refill", "cancel") for row in read.rows)
+        or report.unreachable
+        or report.panel_errors
+        or (report.problems and report.exit_code != ExitCode.OK)
+        or journal.open_orders(work.key)
+        or journal.open_refills(work.key)
+    )
+    journal.set_idle_stamp(work.key, backend.content_stamp() if idle else None)
 
 
 def _confirmed(work: _Pass, plan: Plan) -> bool:

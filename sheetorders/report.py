@@ -65,6 +65,7 @@ class PassReport:
     failure: SheetordersError | None = None  # the pass could not run at all (sheet unreadable...)
     worst: ExitCode = ExitCode.OK  # the most serious panel failure's exit code
     declined: bool = False  # the person asked said no: nothing was placed or written
+    unchanged: bool = False  # the sheet was as the last pass left it, with nothing to do: not read
 
     ordered = _Count(Tally.ORDERED)
     invalid = _Count(Tally.INVALID)

@@ -66,6 +66,19 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    def get_meta(self, key: str) -> str | None:
+        found = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(found[0]["value"]) if found else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+        self.write(work)
+
     def meta(self, key: str, default: Callable[[], str]) -> str:
         """A value of the meta table, set to `default()` the first time it is asked for."""
         found = self.query("SELECT value FROM meta WHERE key = ?", (key,))

@@ -127,6 +127,12 @@ class SheetBackend(ABC):
         it. Backends give the resolved file or document; tab names count without their case."""
         return f"{self.source}#{(self.worksheet or '').casefold()}"
 
+    def content_stamp(self) -> str | None:
+        """A cheap stamp of the sheet's whole content, without reading it as a table (None: the
+        backend cannot tell; every pass then reads the sheet). Two equal stamps mean the same
+        content."""
+        return None
+
     def owner(self) -> str | None:
         """The mark of the journal that tracks this sheet, as the sheet itself carries it (None:
         no journal yet, or a backend that cannot carry one). Read after `read`."""

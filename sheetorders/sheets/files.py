@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import stat
@@ -256,6 +257,15 @@ class LocalFileBackend(SheetBackend):
     @property
     def identity(self) -> str:
         return f"file:{os.path.realpath(self.path)}#{(self.worksheet or '').casefold()}"
+
+    def content_stamp(self) -> str | None:
+        """Size, modification time and a hash of the file's bytes."""
+        try:
+            data = self.path.read_bytes()
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return f"{stat.st_size}:{stat.st_mtime_ns}:{hashlib.sha256(data).hexdigest()}"
 
     def hold(self, wait: bool = False) -> AbstractContextManager[None]:
         """A lock file beside the sheet (hidden), held for the pass."""
