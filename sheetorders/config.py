@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +23,9 @@ CONFIG_FILENAME = "sheetorders.yaml"
 CONFIG_ENV = "SHEETORDERS_CONFIG"
 DEFAULT_JOURNAL = ".sheetorders/journal.sqlite"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+NOTIFY_EVENTS = ("problems", "low_balance", "panel_down", "stopped")
+DEFAULT_PANEL_DOWN_AFTER = 3
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,16 @@ class Budget:
     daily: Decimal | None = None
     monthly: Decimal | None = None
     timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Where notifications go (apprise URLs, which may hold tokens: kept out of repr) and when."""
+
+    urls: tuple[str, ...] = field(repr=False)
+    on: frozenset[str] = frozenset(NOTIFY_EVENTS)
+    low_balance: Decimal | None = None
+    panel_down_after: int = DEFAULT_PANEL_DOWN_AFTER
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,7 @@ class Config:
     max_spend: Decimal | None = None
     google: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    notify: NotifyConfig | None = None
 
     @property
     def default_panel(self) -> str:
@@ -149,14 +165,33 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     if raw is None:
         raw = {}
+    raw = _yaml_on_key(raw)
     templates: dict[tuple[str, ...], str] = {}
     data = _substitute_env(raw, os.environ if env is None else env, path, (), templates)
     try:
         _check_schema(data, path, templates)
         return _build(data, path)
     except ConfigError as error:
-        # Belt and braces: whatever a message quotes, never an API key.
-        raise ConfigError(_scrub(str(error), _panel_keys(data))) from None
+        # Belt and braces: whatever a message quotes, never an API key or a notification URL.
+        raise ConfigError(_scrub(str(error), _panel_keys(data) | _notify_urls(data))) from None
+
+
+def _yaml_on_key(raw: Any) -> Any:
+    """YAML 1.1 reads an unquoted `on:` key as the boolean true: `notify.on` is meant."""
+    notify = raw.get("notify") if isinstance(raw, dict) else None
+    if isinstance(notify, dict) and True in notify and "on" not in notify:
+        raw = {**raw, "notify": {("on" if key is True else key): value for key, value in notify.items()}}
+    return raw
+
+
+def _notify_urls(data: Any) -> set[str]:
+    notify = data.get("notify") if isinstance(data, dict) else None
+    if isinstance(notify, str):
+        return {notify}
+    urls = notify.get("urls") if isinstance(notify, dict) else None
+    if isinstance(urls, str):
+        return {urls}
+    return {url for url in urls if isinstance(url, str)} if isinstance(urls, list) else set()
 
 
 def _panel_keys(data: Any) -> set[str]:
@@ -223,6 +258,7 @@ def _check_schema(data: Any, path: Path, templates: Mapping[tuple[str, ...], str
 _PATTERN_HINTS = {
     "^https?://": "expected a URL starting with http:// or https://",
     "^[0-9]+": "expected an amount like 50 or 12.50",
+    "^[A-Za-z][A-Za-z0-9+.-]*://": "expected an apprise URL like tgram://…, slack://…, mailto://… or json://host/path",
 }
 _NAME_HINT = "use letters, digits, '_', '-' and '.'"
 
@@ -244,6 +280,8 @@ def _describe(error: jsonschema.ValidationError, templates: Mapping[tuple[str, .
         shown = type(value).__name__
     elif len(location) == 3 and location[0] == "panels" and location[2] == "key":
         shown = "(hidden)"
+    elif location[:2] == ("notify", "urls") or (location == ("notify",) and isinstance(value, str)):
+        shown = "(hidden)"  # an apprise URL holds its service's token or password
     else:
         shown = repr(value)
     kind = error.validator
@@ -266,6 +304,8 @@ def _describe(error: jsonschema.ValidationError, templates: Mapping[tuple[str, .
         return f"{shown} is not allowed: {hint or 'expected text matching ' + pattern}"
     if kind == "not":
         return "use either `sheet` or `sheets`, not both"
+    if kind == "enum":
+        return f"{shown} is not allowed: use one of {', '.join(str(option) for option in validator_value)}"
     if kind in ("minProperties", "minItems", "minLength"):
         return "must not be empty"
     if kind == "oneOf":
@@ -309,7 +349,56 @@ def _build(data: dict[str, Any], path: Path) -> Config:
         approval=bool(data.get("approval", False)),
         google=google,
         path=path,
+        notify=_notify(data.get("notify"), path),
     )
+
+
+def _notify(raw: Mapping[str, Any] | None, path: Path) -> NotifyConfig | None:
+    if raw is None:
+        return None
+    on = frozenset(raw.get("on", NOTIFY_EVENTS))
+    threshold = raw.get("low_balance")
+    if "low_balance" in raw.get("on", ()) and threshold is None:
+        raise ConfigError(
+            f"{path}: notify.low_balance: required when notify.on lists low_balance "
+            "(a sum in the panel's currency, e.g. 20)"
+        )
+    urls = tuple(raw["urls"])
+    for index, url in enumerate(urls):
+        if not _apprise_accepts(url):
+            match = _URL_SCHEME.match(url)
+            scheme = f"{match.group(1)}://…" if match else "this URL"
+            raise ConfigError(
+                f"{path}: notify.urls.{index}: apprise cannot use {scheme} as written (the URL is not "
+                "shown: it may hold a token); see https://github.com/caronc/apprise/wiki for each "
+                "service's form, e.g. tgram://BOT_TOKEN/CHAT_ID or json://host/path"
+            )
+    return NotifyConfig(
+        urls=urls,
+        on=on,
+        low_balance=Decimal(str(threshold)) if threshold is not None else None,
+        panel_down_after=int(raw.get("panel_down_after", DEFAULT_PANEL_DOWN_AFTER)),
+    )
+
+
+def _apprise_accepts(url: str) -> bool:
+    """Whether apprise makes a notification service of the URL (its own log, which quotes the URL
+    half masked, kept quiet)."""
+    import apprise
+
+    with quiet_logger("apprise"):
+        return apprise.Apprise.instantiate(url) is not None
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str) -> Iterator[None]:
+    """The named logger silenced for the block."""
+    logger = logging.getLogger(name)
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
 
 
 def _budget(raw: Mapping[str, Any] | None, path: Path | None, where: str) -> Budget | None:

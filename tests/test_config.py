@@ -12,6 +12,7 @@ from sheetorders.config import (
     CONFIG_ENV,
     CONFIG_FILENAME,
     Config,
+    NotifyConfig,
     PanelConfig,
     SheetConfig,
     find_config,
@@ -195,7 +196,10 @@ def test_an_unknown_key_lists_the_allowed_ones(tmp_path):
 def test_an_unknown_top_level_key_lists_the_allowed_ones(tmp_path):
     message = config_error(tmp_path, MINIMAL + "journl: x.sqlite\n")
     assert "unknown key 'journl'" in message
-    assert "allowed: approval, budget, columns, confirm, google, ignore_columns, journal, max_spend, panels, sheet, sheets" in message
+    assert (
+        "allowed: approval, budget, columns, confirm, google, ignore_columns, journal, max_spend, notify, "
+        "panels, sheet, sheets" in message
+    )
 
 
 def test_a_wrong_type_says_what_is_expected(tmp_path):
@@ -486,3 +490,167 @@ def test_the_key_never_appears_in_an_error(tmp_path, text):
 def test_an_error_about_a_substituted_value_quotes_the_reference(tmp_path):
     message = config_error(tmp_path, SWAPPED)
     assert "panels.main.url" in message and "'${SMM_KEY}'" in message
+
+
+# --- notify ---------------------------------------------------------------------------------
+
+HOOK_SECRET = "hook-T0KEN-4f3e2d1c"  # a notification URL's token: never in a message or repr
+HOOK = f"json://hooks.example/{HOOK_SECRET}"
+
+
+def notify_config(folder: Path, section: str, **env: str) -> Config:
+    return load(folder, MINIMAL + section, HOOK=HOOK, **env)
+
+
+def notify_error(folder: Path, section: str) -> str:
+    message = config_error(folder, MINIMAL + section, HOOK=HOOK)
+    assert HOOK_SECRET not in message
+    return message
+
+
+def test_notify_is_read_with_its_defaults(tmp_path):
+    config = notify_config(tmp_path, 'notify:\n  urls: ["${HOOK}"]\n')
+    assert config.notify == NotifyConfig(
+        urls=(HOOK,),
+        on=frozenset({"problems", "low_balance", "panel_down", "stopped"}),
+        low_balance=None,
+        panel_down_after=3,
+    )
+    assert HOOK_SECRET not in repr(config)
+
+
+def test_every_notify_option_is_read_and_an_unquoted_on_is_the_key(tmp_path):
+    section = (
+        "notify:\n"
+        "  urls: ['${HOOK}', 'tgram://123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr/987654']\n"
+        "  on: [problems, low_balance]\n"
+        "  low_balance: 20.5\n"
+        "  panel_down_after: 5\n"
+    )
+    notify = notify_config(tmp_path, section).notify
+    assert notify is not None
+    assert notify.urls == (HOOK, "tgram://123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQr/987654")
+    assert notify.on == frozenset({"problems", "low_balance"})
+    assert notify.low_balance == Decimal("20.5")
+    assert notify.panel_down_after == 5
+
+
+def test_no_notify_section_means_no_notifications(tmp_path):
+    assert load(tmp_path, MINIMAL).notify is None
+
+
+def test_the_example_notify_section_loads_once_uncommented(tmp_path, monkeypatch):
+    lines = (REPO / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("# notify:")
+    block = [lines[start]] + [line for line in lines[start + 1 :] if line.startswith("#   ")]
+    text = "\n".join(lines) + "\n" + "\n".join(line[2:] for line in block) + "\n"
+    path = write(tmp_path, text)
+    monkeypatch.setenv("SMMKINGS_API_KEY", SECRET)
+    monkeypatch.setenv("SHEETORDERS_NOTIFY_URL", HOOK)
+    notify = load_config(path).notify
+    assert notify == NotifyConfig(
+        urls=(HOOK,),
+        on=frozenset({"problems", "low_balance", "panel_down", "stopped"}),
+        low_balance=Decimal(20),
+        panel_down_after=3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        pytest.param(
+            "notify:\n  on: [stopped]\n",
+            "notify: 'urls' is required",
+            id="no-urls",
+        ),
+        pytest.param(
+            "notify:\n  urls: []\n",
+            "notify.urls: must not be empty",
+            id="empty-urls",
+        ),
+        pytest.param(
+            'notify:\n  urls: ["${HOOK}"]\n  on: [problems, outages]\n',
+            "notify.on.1: 'outages' is not allowed: use one of problems, low_balance, panel_down, stopped",
+            id="unknown-event",
+        ),
+        pytest.param(
+            'notify:\n  urls: ["${HOOK}"]\n  on: [low_balance]\n',
+            "notify.low_balance: required when notify.on lists low_balance (a sum in the panel's "
+            "currency, e.g. 20)",
+            id="low-balance-without-threshold",
+        ),
+        pytest.param(
+            'notify:\n  urls: ["${HOOK}"]\n  low_balance: lots\n',
+            "notify.low_balance: 'lots' is not allowed: expected an amount like 50 or 12.50",
+            id="bad-threshold",
+        ),
+        pytest.param(
+            'notify:\n  urls: ["${HOOK}"]\n  panel_down_after: 0\n',
+            "notify.panel_down_after: 0 is out of range: must be at least 1",
+            id="zero-passes",
+        ),
+        pytest.param(
+            'notify:\n  urls: ["${HOOK}"]\n  every: 5m\n',
+            "notify: unknown key 'every' (allowed: low_balance, on, panel_down_after, urls)",
+            id="unknown-key",
+        ),
+    ],
+)
+def test_a_bad_notify_section_names_the_key_and_what_is_allowed(tmp_path, section, expected):
+    message = notify_error(tmp_path, section)
+    assert message.endswith(expected), message
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        pytest.param(
+            f"notify:\n  urls: {HOOK}\n",
+            "notify.urls: (hidden) is not allowed here: expected a list",
+            id="url-not-in-a-list",
+        ),
+        pytest.param(
+            f"notify: {HOOK}\n",
+            "notify: (hidden) is not allowed here: expected a mapping",
+            id="notify-is-a-url",
+        ),
+        pytest.param(
+            f"notify:\n  urls: ['hooks.example/{HOOK_SECRET}']\n",
+            "notify.urls.0: (hidden) is not allowed: expected an apprise URL like tgram://…, slack://…, "
+            "mailto://… or json://host/path",
+            id="no-scheme",
+        ),
+        pytest.param(
+            f"notify:\n  urls: ['nosuch://user:{HOOK_SECRET}@host/x']\n",
+            "notify.urls.0: apprise cannot use nosuch://… as written (the URL is not shown: it may hold "
+            "a token); see https://github.com/caronc/apprise/wiki for each service's form, e.g. "
+            "tgram://BOT_TOKEN/CHAT_ID or json://host/path",
+            id="unknown-scheme",
+        ),
+        pytest.param(
+            f"notify:\n  urls: ['{HOOK}', 17]\n",
+            "notify.urls.1: (hidden) is not allowed here: expected text",
+            id="a-number-beside-a-url",
+        ),
+        pytest.param(
+            'notify:\n  urls: ["${HOOK}"]\n  low_balance: "${HOOK}"\n',
+            "notify.low_balance: '${HOOK}' is not allowed: expected an amount like 50 or 12.50",
+            id="url-from-env-elsewhere",
+        ),
+        pytest.param(
+            f"notify:\n  urls: ['{HOOK}']\n  low_balance: {HOOK}\n",
+            "notify.low_balance: '***' is not allowed: expected an amount like 50 or 12.50",
+            id="literal-url-elsewhere",
+        ),
+    ],
+)
+def test_a_notification_url_never_appears_in_an_error(tmp_path, section, expected):
+    message = notify_error(tmp_path, section)
+    assert message.endswith(expected), message
+
+
+def test_apprise_stays_quiet_about_a_url_it_cannot_use(tmp_path, caplog):
+    with caplog.at_level("DEBUG"):
+        notify_error(tmp_path, f"notify:\n  urls: ['nosuch://user:{HOOK_SECRET}@host/x']\n")
+    assert "host/x" not in caplog.text
