@@ -31,6 +31,7 @@ from sheetorders.history import GROUPS
 from sheetorders.history import as_csv as history_csv
 from sheetorders.history import summary as history_summary
 from sheetorders.models import ItemError, money
+from sheetorders.notify import notifier_for
 from sheetorders.pipeline import PassOptions
 from sheetorders.plan import Proposal
 from sheetorders.report import PassReport, RunReport
@@ -513,6 +514,9 @@ def _one_pass(
             lambda progress: app.run_sheets(config, replace(options, on_progress=progress), wait=wait),
         )
     output.logged(report)
+    notifier = notifier_for(config)
+    if notifier is not None:
+        notifier.after_pass(report)
     if not output.silent(report):
         _print_report(report, as_json)
     if report.stopped_by is not None:
@@ -592,8 +596,12 @@ def sync(
     def on_first(signum: int) -> None:
         err_console.print("stopping after the current pass has written… (again to stop at once)")
 
+    notifier = notifier_for(config)
+
     def on_pass(report: RunReport) -> None:
         output.logged(report)
+        if notifier is not None:
+            notifier.after_pass(report)
         if output.silent(report):
             return
         if as_json:
@@ -604,7 +612,12 @@ def sync(
         sys.stdout.flush()
 
     with stop_on_signals(StopRequest(), on_first) as stop:
-        app.sync_every(config, every, on_pass, stop, wait=wait, options=options)
+        try:
+            app.sync_every(config, every, on_pass, stop, wait=wait, options=options)
+        except SheetordersError as error:
+            if notifier is not None:
+                notifier.stopped(str(error))
+            raise
     err_console.print("sync stopped")  # as asked: each pass's own outcome was on its line
 
 

@@ -62,3 +62,26 @@ def test_each_pass_line_has_spend_problems_and_balance_and_goes_to_the_log_file(
     invoke("sync", "-c", str(config), "--log-file", str(log), "--json", "--quiet")
     second = json.loads(log.read_text().splitlines()[1])  # a line per pass, quiet or not
     assert second["ordered"] == 0 and second["refreshed"] == 1
+
+
+def test_a_pass_with_a_new_problem_tells_the_team_through_its_notify_url(
+    tmp_path: Path, panel: PanelServer
+) -> None:
+    from sheetorders.testing.receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        config = write_config(
+            tmp_path,
+            panel.url,
+            build_order_workbook(
+                tmp_path / "orders.xlsx", [{"service": 2, "link": "https://instagram.com/n", "quantity": 10}]
+            ),
+            notify={"urls": [receiver.apprise_url()], "on": ["problems"]},
+        )
+        result = invoke("sync", "-c", str(config), "--quiet")
+        assert result.exit_code == ExitCode.ROWS_FAILED
+        (body,) = receiver.wait_for(1)
+        text = json.dumps(body)
+        assert "row 2" in text and "below the minimum" in text and TEST_KEY not in text
+        invoke("sync", "-c", str(config), "--quiet")  # the same standing problem: no new message
+        assert len(receiver.wait_for(2, timeout=1.0)) == 1
