@@ -30,6 +30,7 @@ from sheetorders.exits import exit_code_of
 from sheetorders.history import GROUPS
 from sheetorders.history import as_csv as history_csv
 from sheetorders.history import summary as history_summary
+from sheetorders.journal import Journal
 from sheetorders.models import ItemError, money
 from sheetorders.notify import notifier_for
 from sheetorders.pipeline import PassOptions
@@ -356,6 +357,28 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(as_json: bool) -> None:
+    """Check the journal: SQLite's integrity check, and what its entries say needs a person."""
+    config = _config()
+    with Journal(config.journal) as journal:
+        found = journal.check()
+    if as_json:
+        click.echo(json.dumps({**found.__dict__, "sound": found.sound}, indent=2))
+    else:
+        console.print(f"journal {escape(str(config.journal))}: " + ("sound" if found.sound else "DAMAGED"))
+        for line in found.integrity if not found.sound else []:
+            console.print(f"  {escape(line)}")
+        console.print(
+            "  entries: " + (", ".join(f"{n} {state}" for state, n in sorted(found.states.items())) or "none")
+        )
+        console.print(f"  placed, not yet in the sheet: {found.unwritten} (the next pass writes them)")
+        for line in found.unresolved:
+            console.print(f"  [yellow]![/] may exist: {escape(line)}", soft_wrap=True)
+    sys.exit(int(ExitCode.OK if found.sound else ExitCode.USAGE))
 
 
 # --- run and sync -----------------------------------------------------------------------

@@ -142,6 +142,18 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class JournalCheck:
+    integrity: list[str]  # ["ok"] when SQLite finds the file sound
+    states: dict[str, int]  # entries by state
+    unresolved: list[str]  # orders that may or may not exist: a person (or the next pass) settles them
+    unwritten: int  # placed orders whose results the sheet does not show yet (the next pass writes them)
+
+    @property
+    def sound(self) -> bool:
+        return self.integrity == ["ok"]
+
+
+@dataclass(frozen=True)
 class JournalMark:
     """Which journal tracks a sheet, as the sheet carries it."""
 
@@ -226,6 +238,32 @@ class Journal:
         if len(parts) != 3 or parts[0] != "so":
             return None
         return parts[1] == self.id[:4]
+
+    # --- checks --------------------------------------------------------------
+
+    def check(self) -> JournalCheck:
+        """The file's integrity, and what its entries say needs a person."""
+        states = {
+            row["state"]: int(row["count"])
+            for row in self._store.query("SELECT state, COUNT(*) AS count FROM rows GROUP BY state")
+        }
+        unresolved = self._store.query(
+            "SELECT ref, sheet, panel, service, link, state FROM rows WHERE state IN (?, ?) ORDER BY ref",
+            (SENDING, AMBIGUOUS),
+        )
+        unwritten = self._store.query(
+            "SELECT COUNT(*) AS count FROM rows WHERE state = ? AND written = 0", (ACCEPTED,)
+        )[0]["count"]
+        return JournalCheck(
+            integrity=self._store.integrity(),
+            states=states,
+            unresolved=[
+                f"{row['ref']} ({row['state']}): panel {row['panel']}, service {row['service']}, "
+                f"{row['link'] or 'no link'}, sheet {row['sheet']}"
+                for row in unresolved
+            ],
+            unwritten=int(unwritten),
+        )
 
     # --- sheets with nothing to do ------------------------------------------
 

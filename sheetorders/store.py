@@ -91,6 +91,10 @@ class Store:
         self.write(insert)
         return str(self.query("SELECT value FROM meta WHERE key = ?", (key,))[0]["value"])
 
+    def integrity(self) -> list[str]:
+        """SQLite's own check of the file: ["ok"] when it is sound."""
+        return [str(row[0]) for row in self.query("PRAGMA integrity_check")]
+
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()

@@ -35,6 +35,7 @@ COMMANDS = [
     "balance",
     "budget",
     "history",
+    "doctor",
     "status",
     "refill",
     "cancel",

@@ -83,3 +83,24 @@ def test_since_and_until(tmp_path: Path, panel: PanelServer) -> None:
     path = placed(tmp_path, panel)
     assert len(order_history(load_config(path), since="1d")) == 3
     assert order_history(load_config(path), since="2000-01-01", until="2000-02-01") == []
+
+
+def test_doctor_checks_the_journal_and_names_what_may_exist(tmp_path: Path, panel: PanelServer) -> None:
+    rows = [{"service": 2, "link": f"https://instagram.com/doc{i}", "quantity": 100} for i in range(2)]
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", rows)
+    path = write_config(tmp_path, panel.url, sheet)
+    panel.faults.queue("drop", actions=["add"])  # created, its answer lost: Uncertain
+    run_sheets(load_config(path))
+    result = CliRunner().invoke(cli, ["doctor", "-c", str(path), "--json"], env=ENV)
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["sound"] is True and found["integrity"] == ["ok"]
+    assert found["states"] == {"accepted": 1, "ambiguous": 1}
+    assert len(found["unresolved"]) == 1 and "ambiguous" in found["unresolved"][0]
+
+    journal = load_config(path).journal
+    for extra in (journal.with_name(journal.name + "-wal"), journal.with_name(journal.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    journal.write_bytes(b"this is no database" * 200)  # a damaged file
+    damaged = CliRunner().invoke(cli, ["doctor", "-c", str(path)], env=ENV)
+    assert damaged.exit_code == 2 and "cannot open the journal" in damaged.output
