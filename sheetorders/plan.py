@@ -243,6 +243,11 @@ def _within_limits(plan: Plan, candidates: list[PlannedOrder], limits: Limits) -
             )
             break
         reason = _budget_refusal(limits, used, request.panel, number, cost)
+        if reason is None and request.unbounded and (limits.max_spend is not None or limits.budgets):
+            reason = (
+                f"its cost has no upper bound (a subscription without posts: up to {money(cost)} for every "
+                "new post), and spend is limited here: set posts to bound it"
+            )
         balance = limits.balances.get(request.panel)
         if reason is None and balance is not None and per_panel[request.panel] + cost > balance.balance:
             reason = (

@@ -62,7 +62,7 @@ SERVICE_TYPES = (
 # Priced at the flat `rate`, whatever the quantity. Subscriptions are in this group by choice:
 # their real charge accrues per served post and cannot be known when the order is placed, so
 # the estimate is the listed rate, like a package.
-FLAT_PRICE_TYPES = frozenset({"package", "custom_comments_package", "subscriptions"})
+FLAT_PRICE_TYPES = frozenset({"package", "custom_comments_package"})
 
 # Types whose quantity is the number of non-empty lines of a list column; `add` does not send
 # a quantity for them. Comment Replies has no quantity field either, so the panel counts its
@@ -112,6 +112,7 @@ class OrderRequest:
     fields: dict[str, str | int]  # what `add` sends besides `service`
     quantity: int | None  # counted lines for line-counted types; None for flat-price types
     estimated_cost: Decimal
+    unbounded: bool = False  # the cost has no upper bound (a subscription without posts)
 
     @property
     def dedupe_key(self) -> tuple[str, str, str]:
@@ -560,6 +561,9 @@ def validate_row(
 
     fields = parsed.fields()
     runs = fields.get("runs")
+    if type_key(service.type) == "subscriptions":
+        cost, unbounded = subscription_cost(service, fields)
+        return OrderRequest(row, panel or default_panel, service, fields, quantity, cost, unbounded=unbounded)
     return OrderRequest(
         row=row,
         panel=panel or default_panel,
@@ -568,6 +572,18 @@ def validate_row(
         quantity=quantity,
         estimated_cost=estimate_cost(service, quantity, runs if isinstance(runs, int) else None),
     )
+
+
+def subscription_cost(service: Service, fields: Mapping[str, object]) -> tuple[Decimal, bool]:
+    """What a subscription may cost at most: up to `max` per post, for `posts` new posts and
+    `old_posts` existing ones; without `posts` it has no bound (the cost of one post is given)."""
+    most = fields.get("max")
+    per_post = service.rate * (most if isinstance(most, int) else service.max) / 1000
+    posts, old = fields.get("posts"), fields.get("old_posts")
+    count = (posts if isinstance(posts, int) else 0) + (old if isinstance(old, int) else 0)
+    if not isinstance(posts, int):
+        return per_post * max(1, count), True
+    return per_post * count, False
 
 
 def _filled_fields(cells: Mapping[str, object]) -> dict[str, object]:

@@ -140,3 +140,15 @@ def test_the_budget_command_shows_each_limit_spent_and_left(tmp_path: Path, pane
     assert shown["monthly budget"]["left"] == "9.52"
     table = CliRunner().invoke(cli, ["budget", "-c", str(path)], env={"TEST_PANEL_KEY": TEST_KEY})
     assert "daily budget of panel main" in table.output and "9.52" in table.output
+
+
+def test_a_subscription_is_priced_for_every_post_it_may_take(tmp_path: Path, panel: PanelServer) -> None:
+    sub = {"service": 18, "username": "big", "min": 5000, "max": 10000, "delay": 0, "posts": 100}
+    unbounded = {"service": 18, "username": "open", "min": 100, "max": 200, "delay": 0}
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", [sub, unbounded])
+    path = write_config(tmp_path, panel.url, sheet, budget={"daily": "5"})
+    run_sheets(load_config(path), PassOptions(max_spend=Decimal("5")))
+    assert not panel.ledger.orders  # 0.95 × 10000 × 100 / 1000 = 950, not 0.95
+    big, open_ended = read_sheet(sheet)
+    assert big["status"] == "Held" and "needs 950.00" in big["error"]
+    assert open_ended["status"] == "Held" and "no upper bound" in open_ended["error"]

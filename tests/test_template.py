@@ -291,7 +291,7 @@ def test_the_services_tab_is_the_live_catalog(workbook_path):
         dripfeed = item.get("dripfeed")
         assert row["drip-feed"] == (None if dripfeed is None else "yes" if dripfeed else "no")
         assert row["key"] == str(item["service"])
-    assert by_id[18]["needs"] == "username, min, max, delay" and by_id[18]["price"] == "flat"
+    assert by_id[18]["needs"] == "username, min, max, delay" and by_id[18]["price"] == "per 1000"
     assert by_id[6]["units"] == "lines of comments" and by_id[2]["optional"] is None
     assert by_id[1]["optional"] == "runs, interval"
 

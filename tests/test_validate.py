@@ -781,8 +781,17 @@ def test_cost_flat_for_package_types():
     assert accepted({"service": 3, "link": LINK}).estimated_cost == Decimal("12.5")
     assert accepted({"service": 6, "link": LINK, "comments": "a\nb\nc"}).estimated_cost == Decimal("7.25")
     sub = accepted({"service": 17, "username": "natgeo", "min": 100, "max": 200, "delay": 0})
-    assert sub.estimated_cost == Decimal("1.5")
     assert sub.quantity is None
+
+
+def test_a_subscription_costs_up_to_max_per_post_and_has_no_bound_without_posts():
+    # service 17: rate 1.50 per 1000; up to `max` per new post, for `posts` posts (+ old_posts)
+    sub = accepted({"service": 17, "username": "natgeo", "min": 100, "max": 200, "delay": 0})
+    assert sub.unbounded and sub.estimated_cost == Decimal("0.3")  # one post's worth
+    bounded = accepted(
+        {"service": 17, "username": "natgeo", "min": 100, "max": 200, "delay": 0, "posts": 10, "old_posts": 2}
+    )
+    assert not bounded.unbounded and bounded.estimated_cost == Decimal("3.6")  # 1.50 × 200 × 12 / 1000
 
 
 def test_cost_counts_comment_lines():
