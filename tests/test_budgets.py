@@ -147,7 +147,7 @@ def test_a_subscription_is_priced_for_every_post_it_may_take(tmp_path: Path, pan
     unbounded = {"service": 18, "username": "open", "min": 100, "max": 200, "delay": 0}
     sheet = build_order_workbook(tmp_path / "orders.xlsx", [sub, unbounded])
     path = write_config(tmp_path, panel.url, sheet, budget={"daily": "5"})
-    run_sheets(load_config(path), PassOptions(max_spend=Decimal("5")))
+    run_sheets(load_config(path))
     assert not panel.ledger.orders  # 0.95 × 10000 × 100 / 1000 = 950, not 0.95
     big, open_ended = read_sheet(sheet)
     assert big["status"] == "Held" and "needs 950.00" in big["error"]
