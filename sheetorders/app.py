@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from sheetorders.budget import BudgetLimit, all_limits, stamp, utc_clock
@@ -148,13 +149,17 @@ def _panels(config: Config, factory: ClientFactory | None, panels: Panels | None
 
 def _pass_over_sheets(config: Config, journal: Journal, panels: Panels, options: PassOptions) -> RunReport:
     report = RunReport()
+    left = options.max_spend if options.max_spend is not None else config.max_spend
     for sheet in config.sheets:
         if options.stopping:
             break  # nothing new is sent after a stop request, not even to the next sheet
         try:
-            report.sheets.append(run_pass(config, sheet, journal, panels, options))
+            done = run_pass(config, sheet, journal, panels, replace(options, max_spend=left))
         except SheetordersError as error:
-            report.sheets.append(_failed(sheet.label, error))
+            done = _failed(sheet.label, error)
+        report.sheets.append(done)
+        if left is not None:  # max_spend bounds the whole pass, over every sheet
+            left = max(Decimal(0), left - sum((s.estimated for s in done.spend.values()), Decimal(0)))
     if options.stopping and options.stop is not None:
         report.stopped_by = getattr(options.stop, "signum", None) or signal.SIGINT
     return report

@@ -170,7 +170,7 @@ class SheetordersCommand(click.Command):
                 where = f": {error.filename}" if error.filename else ""
                 _error(f"{error.strerror or error}{where}")
                 sys.exit(int(exit_code_of(error)))
-            except KeyboardInterrupt as error:
+            except (KeyboardInterrupt, click.exceptions.Abort) as error:  # Abort: Ctrl-C at a question
                 err_console.print("interrupted")
                 sys.exit(int(exit_code_of(error)))
 

@@ -186,11 +186,20 @@ class ActionResult:
 
 
 def send_action(
-    journal: Journal, client: PanelClient, sheet_key: str, panel: str, action: str, rows: list[SheetRow]
+    journal: Journal,
+    client: PanelClient,
+    sheet_key: str,
+    panel: str,
+    action: str,
+    rows: list[SheetRow],
+    may_send: Callable[[], bool] = lambda: True,
 ) -> ActionResult:
-    """Send `action` (refill or cancel) for these rows' orders, 100 a call, each journaled."""
+    """Send `action` (refill or cancel) for these rows' orders, 100 a call, each journaled;
+    `may_send` is asked before each call (a stop request ends the sending)."""
     result = ActionResult()
     for start in range(0, len(rows), BATCH_SIZE):
+        if not may_send():
+            break
         batch = rows[start : start + BATCH_SIZE]
         ids = {
             row.order_id: journal.begin_request(

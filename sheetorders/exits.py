@@ -23,7 +23,7 @@ def exit_code_of(outcome: BaseException | PassReport | RunReport | None) -> Exit
         if outcome.stopped_by is not None:
             return ExitCode.TERMINATED if outcome.stopped_by == signal.SIGTERM else ExitCode.INTERRUPTED
         return max((exit_code_of(sheet) for sheet in outcome.sheets), default=ExitCode.OK)
-    rows = ExitCode.ROWS_FAILED if outcome.failed else ExitCode.OK
+    rows = ExitCode.ROWS_FAILED if outcome.failed and not outcome.declined else ExitCode.OK
     return max(outcome.worst, outcome.error_code, rows)
 
 

@@ -23,6 +23,7 @@ from sheetorders.errors import (
     JournalError,
     NotEnoughFunds,
     PanelError,
+    PanelUnavailable,
     SheetError,
     SheetTrackedElsewhere,
 )
@@ -104,6 +105,7 @@ class _Pass:
     journal_failure: JournalError | None = None  # the journal stopped recording during this pass
     refused: dict[str, dict[str, str]] = field(default_factory=dict)  # panel -> service ID -> why
     stopped_by: dict[str, str] = field(default_factory=dict)  # panel -> the answer that stopped its orders
+    lost: list[SheetRow] = field(default_factory=list)  # rows the write-back could not find again
 
     @property
     def sending(self) -> bool:
@@ -176,12 +178,16 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         _ready_to_send(work, backend, read, owner)
     _place(work, plan)
     if work.sending:  # else: write back what was placed, without asking more
-        _actions(work, read.rows, catalogs)
-        _refresh(work, read.rows, known)
+        try:
+            _actions(work, read.rows, catalogs)
+            _refresh(work, read.rows, known)
+        except JournalError as error:  # what was placed is written back all the same
+            work.journal_failure = error
     _write_back(work, backend, read)
     if work.journal_failure is not None:
         work.report.failure = JournalError(_journal_failure_message(work))
     else:
+        _remember_approvals(work, plan)
         _remember_if_idle(work, backend, read, plan)
     return work.report
 
@@ -356,15 +362,21 @@ def _apply_approvals(work: _Pass, plan: Plan) -> None:
         void.row.void_approval(void.message)
         work.report.add(Tally.NEEDS_APPROVAL)
         work.report.notices.append(f"row {void.row.number}: {void.message}")
-    if work.options.dry_run:
-        return
-    if plan.voided:
-        work.journal.forget_approvals(void.row.ref for void in plan.voided)
-    for row in plan.approved:
-        if not row.ref:
-            row.assign_ref(work.journal.new_ref())
-    if plan.approved:
-        work.journal.record_approvals(work.key, {row.ref: fingerprint(row) for row in plan.approved})
+    if not work.options.dry_run:
+        for row in plan.approved:
+            if not row.ref:
+                row.assign_ref(work.journal.new_ref())
+
+
+def _remember_approvals(work: _Pass, plan: Plan) -> None:
+    """Once the sheet shows them (a row not written, or a pass that stopped before, records
+    nothing): the approvals seen for the first time, and those an edit made void."""
+    shown = [row for row in plan.approved if row not in work.lost]
+    voided = [void.row.ref for void in plan.voided if void.row not in work.lost]
+    if voided:
+        work.journal.forget_approvals(voided)
+    if shown:
+        work.journal.record_approvals(work.key, {row.ref: fingerprint(row) for row in shown})
 
 
 def _hold(work: _Pass, row: SheetRow, reason: str) -> None:
@@ -436,6 +448,12 @@ def _refused(work: _Pass, placement: Placement, error: PanelError) -> None:
                 f"panel {panel!r} answered {error.message!r}: stopped ordering from it; "
                 "the remaining rows are left for the next run"
             )
+    elif isinstance(error, PanelUnavailable):  # surely not sent: the row says why
+        _hold(
+            work,
+            row,
+            f"not sent: panel {panel!r} could not be reached ({error.message}); a later run places it",
+        )
     elif not isinstance(error, AmbiguousOrder) or placement.newly_uncertain:
         report.add(outcome.tally)
     if outcome.panel_failed:
@@ -455,7 +473,8 @@ def _actions(work: _Pass, rows: list[SheetRow], catalogs: Catalogs) -> None:
         if work.report.panel_down(panel) or work.options.stopping:
             continue
         work.asked_after_read = True
-        result = send_action(work.journal, work.panels.client(panel), work.key, panel, action, action_rows)
+        client = work.panels.client(panel)
+        result = send_action(work.journal, client, work.key, panel, action, action_rows, lambda: work.sending)
         for row, message in result.errors:
             _action_error(work, row, message)
         for row, request in result.shown:
@@ -539,6 +558,7 @@ def _write_back(work: _Pass, backend: SheetBackend, read: SheetRead) -> None:
             f"{error} — {placed} order(s)/request(s) of this pass are kept in the journal; "
             "the next run writes them into the sheet (they are not sent again)"
         ) from error
+    work.lost = written.lost
     for row in written.lost:
         work.written_refs.discard(row.ref)
         work.written_requests.difference_update(row.request_ids)

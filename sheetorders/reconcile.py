@@ -77,6 +77,16 @@ def reconcile(
             by_ref[row.ref].append(row)
     for ref, same_ref in by_ref.items():
         entry = journal_rows.get(ref) or lookup(ref)
+        if (
+            entry is not None
+            and ref not in journal_rows
+            and not (entry.state == EntryState.ACCEPTED or entry.state.unresolved)
+        ):
+            # Another sheet's ref of an order that was never placed (copied with the row): this
+            # row is not that entry, and orders under a ref of its own.
+            for row in same_ref:
+                row.ignore_ref()
+            continue
         for row in _owners(ref, same_ref, entry, result):
             if entry is None and ref in reserved:
                 continue
@@ -139,7 +149,7 @@ def _apply_entry(row: SheetRow, entry: JournalRow | None, result: Reconciliation
         result.written_refs.add(entry.ref)
     elif entry.state.unresolved:
         _apply_unresolved(row, entry, result)
-    elif entry.state == EntryState.REJECTED and status not in ("", RowStatus.WAITING.lower(), RETRY):
+    elif entry.state == EntryState.REJECTED and not row.awaits_order:
         if row.status != RowStatus.REJECTED:
             row.mark(RowStatus.REJECTED, entry.error or "")
         result.written_refs.add(entry.ref)

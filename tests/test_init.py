@@ -144,6 +144,7 @@ def test_the_next_two_commands_work_as_printed(here, panel):
 
 # --- on a terminal ------------------------------------------------------------------------------
 
+
 def test_init_asks_on_a_terminal_and_asks_again_after_a_mistake(tmp_path):
     terminal = Terminal("init", cwd=tmp_path, env={})
     terminal.expect("Panel API URL: ")
