@@ -5,9 +5,12 @@ CPU time is the client's alone; the server's CPU is read from the child. For eac
 count, one client with that concurrency places `--calls` orders from that many threads;
 prints the client's CPU ms per call, the server's, and the wall time. `--profile N` adds the
 top N functions by CPU of every client thread (figures then inflated several times over).
+`--bare` also times the same POSTs sent straight through a urllib3 pool (keep-alive, no
+client around it): what the HTTP library alone costs, the rest being the client's own work.
 
     .venv/bin/python benchmarks/client_overhead.py                 # 2000 calls, 1 and 16 threads
     .venv/bin/python benchmarks/client_overhead.py --calls 10000 --threads 16 --latency 0.05
+    .venv/bin/python benchmarks/client_overhead.py --repeat 5 --bare
 """
 
 from __future__ import annotations
@@ -18,11 +21,55 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+import urllib3
 from _bench import KEY, ServerProcess, ThreadProfiler
 
-from sheetorders.panel import PanelClient
+from sheetorders.panel import USER_AGENT, PanelClient
+
+_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+    "Content-Type": "application/x-www-form-urlencoded",
+}
+
+
+def _threads(target: Callable[[range], None], calls: int, threads: int) -> tuple[float, float]:
+    """Run `target` on `threads` threads sharing `calls` indexes; (wall, CPU) seconds."""
+    workers = [threading.Thread(target=target, args=(range(i, calls, threads),)) for i in range(threads)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def run_bare(server: ServerProcess, calls: int, threads: int, tag: str) -> float:
+    """CPU ms per `add` POSTed straight through a urllib3 pool of `threads` keep-alive connections."""
+    url = urlsplit(server.url)
+    pool = urllib3.HTTPConnectionPool(
+        url.hostname or "127.0.0.1", url.port, maxsize=threads, block=True, retries=False
+    )
+    timeout = urllib3.Timeout(connect=10.0, read=30.0)
+
+    def work(indexes: range) -> None:
+        for index in indexes:
+            form = {"service": "1", "link": f"https://instagram.com/p/{tag}-{index:06d}", "quantity": "1000"}
+            body = urlencode({**form, "key": KEY, "action": "add"}).encode()
+            reply = pool.urlopen(
+                "POST", url.path, body=body, headers=_HEADERS, retries=False, redirect=False, timeout=timeout
+            )
+            json.loads(reply.data)
+
+    with pool:
+        _threads(work, threads * 2, threads)  # warm up: one connection per thread
+        _wall, cpu = _threads(work, calls, threads)
+    return cpu * 1000 / calls
 
 
 def run(server: ServerProcess, calls: int, threads: int, tag: str, profile: int = 0) -> dict[str, Any]:
@@ -41,22 +88,14 @@ def run(server: ServerProcess, calls: int, threads: int, tag: str, profile: int 
         for t in warm:
             t.join()
 
-        per_thread = [range(i, calls, threads) for i in range(threads)]
-
         def work(indexes: range) -> None:
             for index in indexes:
                 client.add(1, {"link": f"https://instagram.com/p/{tag}-{index:06d}", "quantity": 1000})
 
-        workers = [threading.Thread(target=work, args=(chunk,)) for chunk in per_thread]
         server_before = server.stats()["cpu"]
         profiler = ThreadProfiler("cpu") if profile else contextlib.nullcontext()
         with profiler:
-            wall, cpu = time.perf_counter(), time.process_time()
-            for t in workers:
-                t.start()
-            for t in workers:
-                t.join()
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            wall, cpu = _threads(work, calls, threads)
         server_cpu = server.stats()["cpu"] - server_before
     return {
         "threads": threads,
@@ -76,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the panel adds to every request")
     parser.add_argument("--repeat", type=int, default=1, help="runs per thread count (best is shown)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--bare", action="store_true", help="also time bare urllib3 POSTs")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="print the top N functions by CPU"
     )
@@ -87,7 +127,11 @@ def main(argv: list[str] | None = None) -> None:
             runs = [
                 run(server, args.calls, threads, f"t{threads}-r{r}", args.profile) for r in range(args.repeat)
             ]
-            results.append(min(runs, key=lambda r: r["client_cpu_ms_per_call"]))
+            best = min(runs, key=lambda r: r["client_cpu_ms_per_call"])
+            if args.bare:
+                bare = [run_bare(server, args.calls, threads, f"b{threads}-r{r}") for r in range(args.repeat)]
+                best["bare_urllib3_cpu_ms_per_call"] = min(bare)
+            results.append(best)
     if args.json:
         print(json.dumps(results))
         return
@@ -98,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
             f"server {r['server_cpu_ms_per_call']:.3f} ms CPU/call ({r['server_cpu_s']:.2f} s), "
             f"wall {r['wall_s']:.2f} s"
         )
+        if "bare_urllib3_cpu_ms_per_call" in r:
+            print(f"               bare urllib3 {r['bare_urllib3_cpu_ms_per_call']:.3f} ms CPU/call")
         if r["profile"]:
             print(r["profile"])
 

@@ -8,16 +8,23 @@ The API key is sent only in the POST body and never appears in a message, a log 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
+import http.client
 import http.cookiejar
+import io
 import json
 import logging
+import math
+import os
 import random
 import re
+import socket
 import ssl
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,14 +32,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
-from urllib.parse import quote_plus, unquote, urlencode
+from typing import Any, TypeVar, cast
+from urllib.parse import quote_plus, unquote
 
-import httpcore
-import httpx
+import urllib3
+import urllib3.connection
+import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
+from urllib3 import BaseHTTPResponse, HTTPHeaderDict
+from urllib3.exceptions import (
+    LocationParseError,
+    NameResolutionError,
+    NewConnectionError,
+    ProxyError,
+    SSLError,
+)
+from urllib3.util import Retry, make_headers, parse_url
 
 from sheetorders import __version__
 from sheetorders.config import Config, PanelConfig
@@ -66,6 +83,7 @@ __all__ = [
     "PanelClient",
     "Panels",
     "RetryPolicy",
+    "Timeouts",
     "make_client",
 ]
 
@@ -73,7 +91,6 @@ log = logging.getLogger("sheetorders.panel")
 
 BATCH_SIZE = 100  # the API's limit of IDs per batch call
 SNIPPET_LENGTH = 120
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 # Seconds from connecting to the last byte of the reply, for any request; longer when the
 # timeouts allow a longer connect + read.
 DEFAULT_DEADLINE = 60.0
@@ -81,7 +98,8 @@ USER_AGENT = f"sheetorders/{__version__} (+https://pypi.org/project/sheetorders/
 _HEADERS = {
     "User-Agent": USER_AGENT,
     "Accept": "application/json",
-    # Every request is a POST of a form: the body is encoded here, not by httpx (see _attempt).
+    "Accept-Encoding": "gzip, deflate",
+    # Every request is a POST of a form, encoded in _attempt.
     "Content-Type": "application/x-www-form-urlencoded",
 }
 
@@ -133,8 +151,26 @@ class _Stop(stop_base):
         if retry_state.attempt_number >= self.policy.attempts:
             return True
         # idle_for counts the waits even when the injected sleep does not really wait.
-        elapsed = max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+        since_start = (retry_state.seconds_since_start or 0.0) + getattr(retry_state.fn, "spent", 0.0)
+        elapsed = max(since_start, retry_state.idle_for)
         return elapsed + retry_state.upcoming_sleep > self.policy.total
+
+
+class _Resume:
+    """The attempts of a call after its first one failed. The first is made without tenacity
+    (most calls need no other); tenacity's first attempt replays its failure, and `spent` is
+    how long it took, so the time budget counts from the first attempt all the same."""
+
+    def __init__(self, attempt: Callable[..., Any], failure: PanelError, spent: float) -> None:
+        self._attempt = attempt
+        self._failure: PanelError | None = failure
+        self.spent = spent
+
+    def __call__(self, *args: Any) -> Any:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+        return self._attempt(*args)
 
 
 class _RateLimiter:
@@ -155,118 +191,372 @@ class _RateLimiter:
             self._sleep(slot - now)
 
 
-@functools.cache
-def _ssl_context() -> Any:
-    """One TLS context for every client: building one loads the CA bundle, which is slow."""
-    create = getattr(httpx, "create_ssl_context", None)
-    return create() if create is not None else True
+# --- transport: keep-alive connections, every request under a whole-request deadline -------
 
 
-class _Deadline(threading.local):
-    """When the request this thread is sending must be over (time.monotonic()), if it has begun.
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds to connect (TCP, TLS, a proxy's tunnel) and to hand a request over; seconds
+    each read of the reply may wait for data. The whole request has its deadline besides."""
 
-    Every connect, read and write of the request waits at most until then: a reply trickling in
-    a byte at a time, or one that never ends, cannot outlast it (the read timeout is per read).
+    connect: float = 10.0
+    read: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not (self.connect > 0 and self.read > 0):
+            raise ValueError("timeouts must be positive")
+
+
+DEFAULT_TIMEOUT = Timeouts(connect=10.0, read=30.0)
+
+
+class _PastDeadline(TimeoutError):
+    """A connect, read or write of a request that was still going at its deadline."""
+
+
+class _Exchange(threading.local):
+    """The request this thread is sending: when it must be over, and how far it got.
+
+    Every connect, TLS handshake, write and read of the request waits at most until `at`
+    (time.monotonic()), so a reply trickling in a byte at a time, or one that never ends,
+    cannot outlast it (a read timeout alone is per read). `phase` says what a failure means:
+    "connect" (not a byte of the request has left: surely not sent), "send", "read".
     """
 
     at: float | None = None
-    bound_last: bool = False  # the last wait was cut short to end at the deadline
+    cut: bool = False  # the last wait was shortened to end at the deadline
+    phase: str = "connect"
+    connecting: bool = False  # what is written while connecting (a proxy's CONNECT) is not the request
 
-    @contextmanager
-    def running(self, seconds: float) -> Iterator[None]:
-        self.at, self.bound_last = time.monotonic() + seconds, False
-        try:
-            yield
-        finally:
-            self.at = None
+    def begin(self, seconds: float) -> None:
+        self.at, self.cut, self.phase = time.monotonic() + seconds, False, "connect"
 
-    def bound(self, timeout: float | None, expired: type[Exception]) -> float | None:
-        """`timeout`, shortened to what is left before the deadline; raise `expired` when none is."""
-        if self.at is None:
+    def bound(self, timeout: float | None) -> float | None:
+        """`timeout`, shortened to what is left before the deadline; raise when nothing is."""
+        at = self.at
+        if at is None:
             return timeout
-        left = self.at - time.monotonic()
-        self.bound_last = timeout is None or left < timeout
+        left = at - time.monotonic()
+        self.cut = timeout is None or left < timeout
         if left <= 0:
-            raise expired("the request's deadline passed")
-        return left if self.bound_last else timeout
+            raise _PastDeadline("the request's deadline passed")
+        return left if self.cut else timeout
 
 
-_DEADLINE = _Deadline()
+_EXCHANGE = _Exchange()
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write ends by the deadline of the request using it."""
+class _BoundedSSLSocket(ssl.SSLSocket):
+    """A TLS socket whose handshake ends by the deadline of the request opening it."""
 
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
+    def do_handshake(self, block: bool = False) -> None:
+        self.settimeout(_EXCHANGE.bound(self.gettimeout()))
+        super().do_handshake(block)
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _DEADLINE.bound(timeout, httpcore.ReadTimeout))
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _DEADLINE.bound(timeout, httpcore.WriteTimeout))
+class _BoundedReader(io.RawIOBase):
+    """The socket under a reply: every read from it ends by the deadline of the request."""
+
+    def __init__(self, raw: Any, sock: socket.socket) -> None:
+        super().__init__()
+        self._raw = raw
+        self._sock = sock
+        self._timeout = sock.gettimeout()  # the read timeout, set just before the reply is read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        timeout = _EXCHANGE.bound(self._timeout)
+        if timeout != self._sock.gettimeout():
+            self._sock.settimeout(timeout)
+        result: int | None = self._raw.readinto(buffer)
+        return result
+
+    def fileno(self) -> int:
+        return int(self._raw.fileno())
 
     def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        bounded = _DEADLINE.bound(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, bounded))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
+        if not self.closed:
+            self._raw.close()
+        super().close()
 
 
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """Opens connections as `backend` does, under the deadline of the request that opens them."""
+class _BoundedResponse(http.client.HTTPResponse):
+    """A reply read through a `_BoundedReader` (the status line and headers included)."""
 
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
-        self._backend = backend
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        bounded = _DEADLINE.bound(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._backend.connect_tcp(host, port, bounded, local_address, socket_options))
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        bounded = _DEADLINE.bound(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._backend.connect_unix_socket(path, bounded, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
+    def __init__(
+        self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None
+    ) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp = io.BufferedReader(_BoundedReader(self.fp.detach(), sock))
+        if not _EXCHANGE.connecting:
+            _EXCHANGE.phase = "read"
 
 
-def _bound_by_deadline(lane: httpx.Client) -> bool:
-    """Put the connections `lane` opens (directly or through a proxy) under `_DEADLINE`.
-
-    httpx has no setting for it: the network backend of each of its connection pools is
-    wrapped. Returns whether every pool was found.
-    """
-    found = True
-    for transport in (lane._transport, *lane._mounts.values()):
-        if transport is None:  # a proxy mount disabled by NO_PROXY
-            continue
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if not isinstance(backend, httpcore.NetworkBackend):
-            found = False
-        elif not isinstance(backend, _DeadlineBackend):
-            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
-    return found
+def _bounded_connect(conn: urllib3.connection.HTTPConnection, connect: Callable[[], None]) -> None:
+    conn.timeout = _EXCHANGE.bound(conn.timeout)
+    _EXCHANGE.connecting = True
+    try:
+        connect()
+    finally:
+        _EXCHANGE.connecting = False
 
 
-class _PastDeadline(httpx.TimeoutException):
-    """A read or write of a request that was still going at its deadline."""
+def _bounded_send(conn: urllib3.connection.HTTPConnection, data: Any, send: Callable[[Any], None]) -> None:
+    if conn.sock is None:  # connect first, as http.client would, but as a connect
+        conn.connect()
+    if not _EXCHANGE.connecting:
+        _EXCHANGE.phase = "send"  # from here on, the request may reach the panel
+    assert conn.sock is not None
+    timeout = _EXCHANGE.bound(conn.timeout)
+    if timeout != conn.sock.gettimeout():
+        conn.sock.settimeout(timeout)
+    send(data)
+
+
+class _BoundedHTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _BoundedResponse
+
+    def connect(self) -> None:
+        _bounded_connect(self, super().connect)
+
+    def send(self, data: Any) -> None:
+        _bounded_send(self, data, super().send)
+
+
+class _BoundedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _BoundedResponse
+
+    def connect(self) -> None:
+        _bounded_connect(self, super().connect)
+
+    def send(self, data: Any) -> None:
+        _bounded_send(self, data, super().send)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _BoundedHTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _BoundedHTTPSConnection
+
+
+_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
+_NO_RETRIES = Retry(total=False, redirect=False)  # retries are ours (tenacity), redirects never followed
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client (building one loads the CA bundle, which is slow): the
+    certificates SSL_CERT_FILE or SSL_CERT_DIR name, else certifi's bundle, else the system's."""
+    cafile = os.environ.get("SSL_CERT_FILE") or None
+    capath = None if cafile else os.environ.get("SSL_CERT_DIR") or None
+    if cafile is None and capath is None:
+        with contextlib.suppress(ImportError):
+            import certifi
+
+            cafile = certifi.where()
+    context = ssl.create_default_context(cafile=cafile, capath=capath)
+    context.set_alpn_protocols(["http/1.1"])
+    context.sslsocket_class = _BoundedSSLSocket
+    return context
+
+
+def _env_proxy(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for this URL (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), if any."""
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """Where requests go: the panel, maybe through a proxy; `error` when the URL is unusable."""
+
+    scheme: str = ""
+    host: str = ""
+    port: int | None = None
+    target: str = "/"  # the path and query
+    url: str = ""
+    proxy: str | None = None
+    error: str = ""
+
+    @classmethod
+    def of(cls, url: str) -> _Endpoint:
+        try:
+            parts = parse_url(url)
+        except LocationParseError as exc:
+            return cls(error=f"cannot parse it: {exc}")
+        scheme = (parts.scheme or "").lower()
+        if scheme not in _POOLS or not parts.host:
+            return cls(error="not an http:// or https:// URL with a host")
+        proxy = _env_proxy(scheme, parts.host.strip("[]"))
+        return cls(scheme, parts.host, parts.port, parts.request_uri, url, proxy)
+
+    @property
+    def shown(self) -> str:
+        """The URL for a log line: no user or password."""
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme}://{self.host}{port}{self.target}"
+
+
+@dataclass
+class _Pool:
+    """Keep-alive connections to the panel, straight or through the environment's proxy."""
+
+    opener: urllib3.HTTPConnectionPool | urllib3.ProxyManager
+    target: str  # the path and query; the whole URL through a proxy
+    timeout: urllib3.Timeout
+    wait: int  # seconds a request may wait for a free connection (none ever should)
+
+    @classmethod
+    def open(cls, endpoint: _Endpoint, timeouts: Timeouts, size: int) -> _Pool:
+        """At most `size` connections; a request waits for one (block=True) rather than open more."""
+        timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
+        wait = math.ceil(timeouts.connect)
+        options: dict[str, Any] = {"maxsize": size, "block": True, "timeout": timeout, "retries": _NO_RETRIES}
+        if endpoint.scheme == "https":
+            options["ssl_context"] = _ssl_context()
+        if endpoint.proxy is None:
+            pool = _POOLS[endpoint.scheme](endpoint.host, endpoint.port, **options)
+            return cls(pool, endpoint.target, timeout, wait)
+        auth = parse_url(endpoint.proxy).auth
+        manager = urllib3.ProxyManager(
+            endpoint.proxy,
+            num_pools=1,
+            proxy_headers=make_headers(proxy_basic_auth=unquote(auth)) if auth else None,
+            proxy_ssl_context=_ssl_context(),
+            **options,
+        )
+        manager.pool_classes_by_scheme = _POOLS  # the tunnelled connections keep the deadline
+        return cls(manager, endpoint.url, timeout, wait)
+
+    def post(self, body: bytes, headers: Mapping[str, str]) -> BaseHTTPResponse:
+        return self.opener.urlopen(
+            "POST",
+            self.target,
+            body=body,
+            headers=headers,
+            retries=_NO_RETRIES,
+            redirect=False,
+            timeout=self.timeout,
+            preload_content=False,
+            assert_same_host=False,
+            pool_timeout=self.wait,
+        )
+
+    def close(self) -> None:
+        if isinstance(self.opener, urllib3.PoolManager):
+            self.opener.clear()
+        else:
+            self.opener.close()
+
+
+class _Cookies:
+    """Cookies the panel (its CDN, mostly) sets, sent back on every connection as a browser would."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._jar = http.cookiejar.CookieJar()
+        self._any = False
+
+    def header(self) -> str | None:
+        if not self._any:
+            return None
+        request = urllib.request.Request(self._url, method="POST")
+        self._jar.add_cookie_header(request)
+        return request.get_header("Cookie")
+
+    def store(self, headers: HTTPHeaderDict) -> None:
+        if "set-cookie" not in headers:
+            return
+        self._jar.extract_cookies(cast(Any, _HeaderSource(headers)), urllib.request.Request(self._url))
+        self._any = True
+
+
+class _HeaderSource:
+    """A reply's headers, as http.cookiejar reads them."""
+
+    def __init__(self, headers: HTTPHeaderDict) -> None:
+        self._headers = headers
+
+    def info(self) -> _HeaderSource:
+        return self
+
+    def get_all(self, name: str, default: Any = None) -> Any:
+        return self._headers.getlist(name) or default
+
+
+_CHUNK = 256 * 1024
+MAX_REPLY = 64 * 1024 * 1024  # bytes; a longer reply is cut off and taken for a broken one
+
+
+class _ReplyTooLarge(urllib3.exceptions.HTTPError):
+    """A reply longer than MAX_REPLY."""
+
+
+def _read_reply(response: BaseHTTPResponse) -> bytes:
+    """The whole body, in one read when its length is known, small enough and not compressed;
+    else a chunk at a time (a reply that says it is huge, or never ends, takes no more memory
+    than it really sent, and at most MAX_REPLY)."""
+    length = response.length_remaining
+    if length is not None and length <= MAX_REPLY and "content-encoding" not in response.headers:
+        return response.read()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = response.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_REPLY:
+            raise _ReplyTooLarge(f"the reply is longer than {MAX_REPLY} bytes")
+        chunks.append(chunk)
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    reason: str
+    headers: HTTPHeaderDict
+    content: bytes
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The lowest-level error under `exc` (urllib3 wraps socket, TLS and http.client errors)."""
+    for _ in range(8):
+        inner = exc.__cause__ or next((a for a in exc.args if isinstance(a, BaseException)), None)
+        inner = inner or exc.__context__
+        if inner is None or inner is exc:
+            break
+        exc = inner
+    return exc
+
+
+def _transport_failure(exc: BaseException, phase: str) -> tuple[str, str]:
+    """What went wrong with a request that got no reply: a kind of failure and its reason."""
+    root = _root_cause(exc)
+    timed_out = isinstance(root, TimeoutError) or isinstance(exc, urllib3.exceptions.TimeoutError)
+    if phase != "connect":
+        kind = ("WriteTimeout" if phase == "send" else "ReadTimeout") if timed_out else "ConnectionError"
+    elif isinstance(exc, NameResolutionError) or isinstance(root, socket.gaierror):
+        kind = "DNSError"
+    elif isinstance(exc, SSLError) or isinstance(root, ssl.SSLError):
+        kind = "TLSError"
+    elif isinstance(exc, ProxyError):
+        kind = "ProxyError"
+    elif timed_out and not isinstance(exc, NewConnectionError):
+        kind = "ConnectTimeout"
+    else:
+        kind = "ConnectError"
+    if not isinstance(root, OSError) and phase != "connect" and not timed_out:
+        kind = "ProtocolError"  # a reply that is not HTTP, cut short, or badly encoded
+    reason = getattr(root, "verify_message", None) or getattr(root, "strerror", None) or str(root)
+    return kind, str(reason)
 
 
 # What may stand for characters of the key in what a panel echoes back: an HTML character
@@ -394,9 +684,18 @@ def _final(exc: PanelError) -> PanelError:
     return exc
 
 
-def _default_deadline(timeout: httpx.Timeout) -> float:
+def _default_deadline(timeout: Timeouts) -> float:
     """DEFAULT_DEADLINE, or one connect and one read when the timeouts allow longer."""
-    return max(DEFAULT_DEADLINE, (timeout.connect or 0.0) + (timeout.read or 0.0))
+    return max(DEFAULT_DEADLINE, timeout.connect + timeout.read)
+
+
+_OWN_FIELDS = frozenset({"key", "action"})
+
+
+@functools.lru_cache(maxsize=256)
+def _quoted_name(name: str) -> str:
+    """A field's name (or an action), form-encoded: there are few, so they are encoded once."""
+    return quote_plus(name)
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -414,14 +713,13 @@ class PanelClient:
         name: str = "",
         concurrency: int = 4,
         rate_limit: float | None = None,
-        timeout: httpx.Timeout | None = None,
+        timeout: Timeouts | None = None,
         deadline: float | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """`timeout` applies to each connect, read and write; `deadline` (seconds) to a whole
-        request, from connecting to the reply's last byte (not enforced on a given `transport`)."""
+        """`timeout` applies to each connect and each read; `deadline` (seconds) to a whole
+        request, from connecting to the reply's last byte."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         if rate_limit is not None and rate_limit <= 0:
@@ -432,17 +730,12 @@ class PanelClient:
         self.name = name
         self.concurrency = concurrency
         self._key = key
+        self._key_field = f"key={quote_plus(key)}"
         self._scrub = _Scrubber(key)  # blanks the key out of anything the panel echoes back
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(concurrency)
         self._limiter = _RateLimiter(rate_limit, sleep) if rate_limit else None
-        try:
-            # Parsed once, not on every request; a URL httpx rejects stays a string, so the
-            # error comes from the request as before.
-            self._url: httpx.URL | str = httpx.URL(url)
-        except httpx.InvalidURL:
-            self._url = url
         # One retry controller for every call: its per-call state is thread-local in tenacity.
         self._retrying = Retrying(
             sleep=self._sleep,
@@ -453,27 +746,23 @@ class PanelClient:
             reraise=True,
         )
         self.refused_services: list[RefusedService] = []
-        self._timeout = timeout or DEFAULT_TIMEOUT
-        self.deadline = deadline if deadline is not None else _default_deadline(self._timeout)
-        self._open_lanes(transport)
+        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.deadline = deadline if deadline is not None else _default_deadline(self.timeout)
+        self._open_pool()
 
-    def _open_lanes(self, transport: httpx.BaseTransport | None) -> None:
-        """Lanes: httpx clients of one connection each, made as needed, at most `concurrency`.
-
-        A request takes a free lane while it holds a slot, and hands it back before letting the
-        slot go. One pool of `concurrency` connections would rescan them all, under a lock and
-        with a poll() of each idle socket, twice per request. The lanes share one cookie jar;
-        each is configured as the single client was.
-        """
-        self._transport = transport
-        self._cookies = http.cookiejar.CookieJar()
-        self._lanes_lock = threading.Lock()
-        self._lanes: list[httpx.Client] = []
+    def _open_pool(self) -> None:
+        """The connections: one urllib3 pool of at most `concurrency` keep-alive connections,
+        opened on the first request. A request takes a connection while it holds a slot, so
+        none ever waits for one; the most recently used is reused first. One cookie jar."""
+        self._endpoint = _Endpoint.of(self.url)
+        self._headers = dict(_HEADERS)
+        auth = parse_url(self.url).auth if not self._endpoint.error else None
+        if auth:  # user:password in the URL, sent as a browser would
+            self._headers.update(make_headers(basic_auth=unquote(auth)))
+        self._cookies = _Cookies(self._endpoint.shown)
+        self._pool_lock = threading.Lock()
+        self._pool: _Pool | None = None
         self._closed = False
-        self._http = self._new_lane()
-        # A given transport keeps its own pool: then every request uses this one client (a free
-        # list of `concurrency` references to it never runs dry).
-        self._free = [self._http] * (self.concurrency if transport is not None else 1)
 
     def __repr__(self) -> str:
         return f"PanelClient(name={self.name!r}, url={self._scrub(self.url)!r})"
@@ -485,37 +774,31 @@ class PanelClient:
         self.close()
 
     def close(self) -> None:
-        with self._lanes_lock:
+        with self._pool_lock:
             self._closed = True
-            lanes = list(self._lanes)
-        for lane in lanes:
-            lane.close()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
 
-    def _new_lane(self) -> httpx.Client:
-        lane = httpx.Client(
-            timeout=self._timeout,
-            follow_redirects=False,
-            headers=_HEADERS,
-            cookies=self._cookies,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            transport=self._transport,
-            verify=_ssl_context(),
-        )
-        if self._transport is None and not _bound_by_deadline(lane):
-            log.warning("%s: this httpx cannot bound whole requests by a deadline", self.name or "panel")
-        with self._lanes_lock:
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _connections(self, action: str) -> _Pool:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._pool_lock:
             if self._closed:
-                lane.close()
-                return self._http  # closed: httpx refuses to send, as it does after close()
-            self._lanes.append(lane)
-        return lane
-
-    def _take_lane(self) -> httpx.Client:
-        """A lane no other request is using (call while holding a slot; hand it back after)."""
-        try:
-            return self._free.pop()
-        except IndexError:
-            return self._new_lane()
+                raise RuntimeError("the panel client is closed")
+            if self._pool is None:
+                try:
+                    self._pool = _Pool.open(self._endpoint, self.timeout, self.concurrency)
+                except (urllib3.exceptions.HTTPError, ValueError) as exc:  # a host or proxy urllib3 refuses
+                    reason = self._snippet(str(exc))
+                    error = self._unavailable(action, f"cannot connect to the panel URL ({reason})")
+                    raise _final(error) from exc
+            return self._pool
 
     # --- reads -------------------------------------------------------------
 
@@ -686,7 +969,14 @@ class PanelClient:
     # --- transport ---------------------------------------------------------
 
     def _call(self, action: str, fields: Mapping[str, str], *, write: bool) -> Any:
-        return self._retrying(self._attempt, action, fields, write)
+        started = time.monotonic()
+        try:
+            return self._attempt(action, fields, write)
+        except PanelUnavailable as exc:
+            if not _is_retryable(exc) or self._retry.attempts <= 1:
+                raise
+            failure = exc
+        return self._retrying(_Resume(self._attempt, failure, _since(started)), action, fields, write)
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -699,51 +989,78 @@ class PanelClient:
         )
 
     def _attempt(self, action: str, fields: Mapping[str, str], write: bool) -> Any:
-        # Encoded as httpx encodes `data=` (every value here is a string already).
-        body = urlencode({**fields, "key": self._key, "action": action}).encode()
+        body = self._form(action, fields)
+        if self._endpoint.error:
+            raise _final(self._unavailable(action, f"invalid panel URL ({self._endpoint.error})"))
         with self._slots:
             if self._limiter is not None:
                 self._limiter.wait()
-            lane = self._take_lane()
+            pool = self._connections(action)
             started = time.monotonic()
             try:
-                response = self._post(lane, body)
-            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-                raise _final(self._unavailable(action, f"invalid panel URL ({self._describe(exc)})")) from exc
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # The request never left this machine: safe to retry, even for a write.
-                note = "; nothing was sent" if write else ""
-                log.debug("%s %s: %s after %.3fs", self.name, action, type(exc).__name__, _since(started))
-                raise self._unavailable(action, f"could not connect ({self._describe(exc)}){note}") from exc
-            except (
-                httpx.RequestError
-            ) as exc:  # timeouts after connecting, dropped connections, garbled replies
-                log.debug("%s %s: %s after %.3fs", self.name, action, type(exc).__name__, _since(started))
-                if isinstance(exc, _PastDeadline):
-                    what = f"no complete reply within the {self.deadline:g} s deadline"
-                else:
-                    what = f"no reply ({self._describe(exc)})"
-                if write:
-                    raise self._ambiguous(action, what) from exc
-                raise self._unavailable(action, what) from exc
-            finally:
-                self._free.append(lane)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s: HTTP %d in %.3fs", self.name, action, response.status_code, _since(started))
-        return self._interpret(action, response, write)
+                reply = self._post(pool, body)
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                raise self._failed(action, exc, write, started) from exc
+        if log.isEnabledFor(logging.INFO):
+            self._log_reply(action, reply, _since(started))
+        return self._interpret(action, reply, write)
 
-    def _post(self, lane: httpx.Client, body: bytes) -> httpx.Response:
-        """POST `body`, the whole exchange within the deadline (connecting included)."""
-        with _DEADLINE.running(self.deadline):
+    def _log_reply(self, action: str, reply: _Reply, seconds: float) -> None:
+        # One line per request at INFO (what -v shows), and the exchange at DEBUG.
+        line = 'HTTP Request: POST %s "HTTP/1.1 %d %s"'
+        log.info(line, self._endpoint.shown, reply.status, reply.reason)
+        log.debug("%s %s: HTTP %d in %.3fs", self.name, action, reply.status, seconds)
+
+    def _form(self, action: str, fields: Mapping[str, str]) -> bytes:
+        """The request's body, form-encoded (every value is a string already); `key` and
+        `action` are always this client's, whatever `fields` holds."""
+        parts = [f"{_quoted_name(k)}={quote_plus(v)}" for k, v in fields.items() if k not in _OWN_FIELDS]
+        parts.append(self._key_field)
+        parts.append(f"action={_quoted_name(action)}")
+        return "&".join(parts).encode()
+
+    def _post(self, pool: _Pool, body: bytes) -> _Reply:
+        """POST `body` and read the whole reply, all of it within the deadline (connecting too)."""
+        cookie = self._cookies.header()
+        headers = self._headers if cookie is None else {**self._headers, "Cookie": cookie}
+        _EXCHANGE.begin(self.deadline)
+        try:
+            response = pool.post(body, headers)
             try:
-                return lane.post(self._url, content=body)
-            except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
-                if _DEADLINE.bound_last:
-                    raise _PastDeadline(str(exc)) from exc
+                content = _read_reply(response)
+            except BaseException:
+                response.close()  # and its connection: the rest of the reply must not pass for the next
                 raise
+            finally:
+                response.release_conn()
+        finally:
+            _EXCHANGE.at = None
+        self._cookies.store(response.headers)
+        return _Reply(response.status, response.reason or "", response.headers, content)
 
-    def _interpret(self, action: str, response: httpx.Response, write: bool) -> Any:
-        status = response.status_code
+    def _failed(self, action: str, exc: BaseException, write: bool, started: float) -> PanelError:
+        """The error for a request that got no reply: surely not sent when it failed while
+        connecting (safe to retry, even a write); else it may have reached the panel."""
+        phase = _EXCHANGE.phase
+        kind, reason = _transport_failure(exc, phase)
+        if reason == "timed out":  # the socket's words: say how long it waited
+            waited = self.timeout.connect if kind in ("ConnectTimeout", "WriteTimeout") else self.timeout.read
+            reason = f"nothing for {min(waited, self.deadline):g} s"
+        log.debug("%s %s: %s while in %s, after %.3fs", self.name, action, kind, phase, _since(started))
+        detail = self._snippet(f"{kind}: {reason}" if reason else kind)
+        if phase == "connect":
+            note = "; nothing was sent" if write else ""
+            return self._unavailable(action, f"could not connect ({detail}){note}")
+        if kind.endswith("Timeout") and _EXCHANGE.cut:
+            what = f"no complete reply within the {self.deadline:g} s deadline"
+        else:
+            what = f"no reply ({detail})"
+        if write:
+            return self._ambiguous(action, what)
+        return self._unavailable(action, what)
+
+    def _interpret(self, action: str, response: _Reply, write: bool) -> Any:
+        status = response.status
         text = response.content.decode("utf-8-sig", errors="replace").strip()
         payload = _json(text)
         if 300 <= status < 400:
@@ -1265,7 +1582,7 @@ def make_client(panel: PanelConfig) -> PanelClient:
         name=panel.name,
         concurrency=panel.concurrency,
         rate_limit=panel.rate_limit,
-        timeout=httpx.Timeout(panel.read_timeout, connect=panel.connect_timeout),
+        timeout=Timeouts(connect=panel.connect_timeout, read=panel.read_timeout),
         retry=RetryPolicy(attempts=panel.attempts),
     )
 

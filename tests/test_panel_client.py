@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import socket
 import threading
@@ -12,10 +13,9 @@ from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
 
-import httpx
 import pytest
 
-from sheetorders import __version__
+from sheetorders import __version__, panel
 from sheetorders.errors import (
     ActiveOrderExists,
     AmbiguousOrder,
@@ -26,7 +26,7 @@ from sheetorders.errors import (
     RateLimited,
 )
 from sheetorders.models import Balance, ItemError, OrderStatus, RefillStatus
-from sheetorders.panel import DEFAULT_TIMEOUT, PanelClient, RetryPolicy
+from sheetorders.panel import DEFAULT_TIMEOUT, PanelClient, RetryPolicy, Timeouts
 from sheetorders.testing import panel_server
 from sheetorders.testing.panel_server import PanelServer
 
@@ -389,7 +389,7 @@ def test_429_retry_after_longer_than_the_budget_gives_up(
 
 def test_read_timeout_on_a_read_is_retried(server: PanelServer, sleeps: Sleeps) -> None:
     server.faults.latency = 0.3
-    timeout = httpx.Timeout(5.0, read=0.1)
+    timeout = Timeouts(connect=5.0, read=0.1)
     with (
         new_client(server, sleeps, timeout=timeout, retry=RetryPolicy(attempts=2)) as client,
         pytest.raises(PanelUnavailable, match="ReadTimeout"),
@@ -448,7 +448,7 @@ def test_dropped_add_left_exactly_one_order(server: PanelServer, client: PanelCl
 def test_add_read_timeout_is_ambiguous(server: PanelServer, sleeps: Sleeps) -> None:
     server.faults.latency = 0.25
     with (
-        new_client(server, sleeps, timeout=httpx.Timeout(5.0, read=0.05)) as client,
+        new_client(server, sleeps, timeout=Timeouts(connect=5.0, read=0.05)) as client,
         pytest.raises(AmbiguousOrder, match="ReadTimeout"),
     ):
         add_default(client)
@@ -566,7 +566,7 @@ def test_request_shape_user_agent_and_key_only_in_body(server: PanelServer, clie
     assert headers["user-agent"] == f"sheetorders/{__version__} (+https://pypi.org/project/sheetorders/)"
     assert headers["content-type"] == "application/x-www-form-urlencoded"
     assert DEFAULT_TIMEOUT.connect == 10.0 and DEFAULT_TIMEOUT.read == 30.0
-    assert client._http.timeout == DEFAULT_TIMEOUT
+    assert client.timeout == DEFAULT_TIMEOUT
 
 
 def test_redirect_is_not_followed(server: PanelServer, client: PanelClient, sleeps: Sleeps) -> None:
@@ -721,8 +721,29 @@ def test_concurrent_adds_get_distinct_ids(server: PanelServer) -> None:
 def test_close_and_arguments(server: PanelServer) -> None:
     with new_client(server) as client:
         client.balance()
-    assert client._http.is_closed
+    assert client.closed
     with pytest.raises(ValueError):
         PanelClient(server.url, KEY, concurrency=0)
     with pytest.raises(ValueError):
         PanelClient(server.url, KEY, rate_limit=0)
+
+
+def test_a_compressed_reply_is_decoded(server: PanelServer, client: PanelClient) -> None:
+    body = gzip.compress(b'{"balance": "12.50", "currency": "EUR"}')
+    server.faults.queue_reply(body, headers={"Content-Encoding": "gzip"})
+    assert client.balance() == Balance(Decimal("12.50"), "EUR")
+    request = server.ledger.last_request
+    assert request is not None and "gzip" in request.headers["Accept-Encoding"]
+
+
+def test_a_reply_too_long_is_cut_off_and_its_connection_not_reused(
+    server: PanelServer, client: PanelClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(panel, "MAX_REPLY", 1000)
+    monkeypatch.setattr(panel, "_CHUNK", 100)
+    server.faults.queue_reply({"order": 10001, "padding": "x" * 5000}, actions={"add"})
+    with pytest.raises(AmbiguousOrder, match="longer than 1000 bytes"):
+        add_default(client)
+    with pytest.raises(PanelUnavailable, match="longer than 1000 bytes"):
+        client.services()  # a read: retried, and too long every time
+    assert client.balance().balance == Decimal(1000)  # on a fresh connection, not the rest of a reply

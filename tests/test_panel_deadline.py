@@ -6,15 +6,19 @@ timeout never fires on either. The bounds are generous: the point is "seconds, n
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
-import httpx
 import pytest
+import urllib3.util.connection
 
 from sheetorders.errors import AmbiguousOrder, PanelUnavailable
-from sheetorders.panel import DEFAULT_DEADLINE, PanelClient, RetryPolicy, _DeadlineBackend
+from sheetorders.panel import DEFAULT_DEADLINE, PanelClient, RetryPolicy, Timeouts
 from sheetorders.testing.panel_server import PanelServer
 
 KEY = "sk-SECRET-9f8e7d6c5b4a3210"
@@ -109,7 +113,7 @@ def test_the_deadline_is_at_least_the_configured_timeouts(server: PanelServer) -
     assert DEFAULT_DEADLINE == 60.0
     with PanelClient(server.url, KEY) as client:
         assert client.deadline == DEFAULT_DEADLINE
-    with PanelClient(server.url, KEY, timeout=httpx.Timeout(90.0, connect=10.0)) as client:
+    with PanelClient(server.url, KEY, timeout=Timeouts(connect=10.0, read=90.0)) as client:
         assert client.deadline == 100.0  # a longer read timeout than the default deadline wins
     with PanelClient(server.url, KEY, deadline=2.5) as client:
         assert client.deadline == 2.5
@@ -118,11 +122,169 @@ def test_the_deadline_is_at_least_the_configured_timeouts(server: PanelServer) -
             PanelClient(server.url, KEY, deadline=bad)
 
 
-def test_connections_through_a_proxy_are_bound_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+class Tarpit:
+    """A server on 127.0.0.1 that reads each request and answers `reply` one byte every
+    `interval` seconds, or never when `reply` is None. `requests` holds what it was sent."""
+
+    def __init__(self, reply: bytes | None, interval: float = 1.0) -> None:
+        self.reply = reply
+        self.interval = interval
+        self.requests: list[bytes] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._stopped = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(BOUND)
+            self.requests.append(read_request(conn))
+            if self.reply is None:
+                conn.recv(1)  # until the client gives up
+                return
+            for index in range(len(self.reply)):
+                if self._stopped.wait(self.interval):
+                    return
+                conn.sendall(self.reply[index : index + 1])
+
+    def __enter__(self) -> Tarpit:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread waiting in accept()
+        self._listener.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """One request's head and body (as long as its Content-Length says)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+REPLY = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"order": 10001}'
+
+
+def test_a_reply_whose_status_line_and_headers_trickle_in_is_cut_at_the_deadline() -> None:
+    sleeps = Sleeps()
+    with Tarpit(REPLY) as tarpit:
+        started = time.monotonic()
+        with (
+            PanelClient(f"http://{tarpit.address}/api/v2", KEY, sleep=sleeps, deadline=DEADLINE) as client,
+            pytest.raises(AmbiguousOrder, match="deadline"),
+        ):
+            add(client)
+        assert time.monotonic() - started < BOUND
+    assert len(tarpit.requests) == 1 and sleeps.waits == []
+
+
+def proxy_env(monkeypatch: pytest.MonkeyPatch, scheme: str, address: str) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv(f"{scheme.upper()}_PROXY", f"http://{address}")
     monkeypatch.setenv("NO_PROXY", "example.org")
-    with PanelClient("https://panel.example/api/v2", KEY) as client:
-        lane = client._http
-        transports = [lane._transport, *(t for t in lane._mounts.values() if t is not None)]
-        assert len(transports) >= 2  # the direct one and the proxy's
-        assert all(type(t._pool._network_backend) is _DeadlineBackend for t in transports)  # type: ignore[attr-defined]
+
+
+def test_a_request_through_a_forwarding_proxy_keeps_the_key_in_the_body_and_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Tarpit(REPLY) as proxy:
+        proxy_env(monkeypatch, "http", proxy.address)
+        started = time.monotonic()
+        with (
+            PanelClient(
+                "http://panel.invalid/api/v2", KEY, deadline=DEADLINE, retry=RetryPolicy(attempts=1)
+            ) as client,
+            pytest.raises(AmbiguousOrder, match="deadline"),
+        ):
+            add(client)
+        assert time.monotonic() - started < BOUND
+    (request,) = proxy.requests
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert head.startswith(b"POST http://panel.invalid/api/v2 HTTP/1.1\r\n")
+    assert KEY.encode() not in head and b"key=" + KEY.encode() in body
+
+
+def test_a_tunnel_through_a_proxy_that_never_opens_is_not_sent_and_ends_by_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Tarpit(None) as proxy:
+        proxy_env(monkeypatch, "https", proxy.address)
+        started = time.monotonic()
+        with (
+            PanelClient(
+                "https://panel.invalid/api/v2", KEY, deadline=DEADLINE, retry=RetryPolicy(attempts=1)
+            ) as client,
+            pytest.raises(PanelUnavailable, match="nothing was sent") as down,
+        ):
+            add(client)
+        assert time.monotonic() - started < BOUND
+    assert not isinstance(down.value, AmbiguousOrder)
+    (request,) = proxy.requests
+    assert request.startswith(b"CONNECT panel.invalid:443 ") and KEY.encode() not in request
+
+
+def test_no_proxy_is_honoured(monkeypatch: pytest.MonkeyPatch, server: PanelServer) -> None:
+    with Tarpit(None) as proxy:
+        proxy_env(monkeypatch, "http", proxy.address)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with PanelClient(server.url, KEY, deadline=DEADLINE) as client:
+            assert client.balance().balance == Decimal(1000)
+    assert proxy.requests == []
+
+
+def test_a_tls_handshake_that_never_ends_is_cut_at_the_deadline_and_not_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connect = urllib3.util.connection.create_connection
+
+    def slow_connect(*args: Any, **kwargs: Any) -> socket.socket:
+        time.sleep(0.6)  # most of the deadline goes on connecting
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", slow_connect)
+    with Tarpit(None) as tarpit:  # takes the connection, never answers the TLS hello
+        started = time.monotonic()
+        with (
+            PanelClient(
+                f"https://{tarpit.address}/api/v2",
+                KEY,
+                deadline=DEADLINE,
+                timeout=Timeouts(connect=30.0, read=30.0),
+                retry=RetryPolicy(attempts=1),
+            ) as client,
+            pytest.raises(PanelUnavailable, match="nothing was sent") as down,
+        ):
+            add(client)
+        elapsed = time.monotonic() - started
+    assert not isinstance(down.value, AmbiguousOrder)
+    assert DEADLINE - 0.05 <= elapsed < DEADLINE + 0.4  # the handshake got what was left, not a new second

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -10,8 +11,9 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
+import urllib3
+from urllib3.exceptions import NewConnectionError, ProtocolError
 
 from sheetorders.testing.panel_server import (
     SERVICE_TYPES,
@@ -20,11 +22,50 @@ from sheetorders.testing.panel_server import (
     default_catalog,
 )
 
-Call = Callable[..., httpx.Response]
+
+class Reply:
+    """A whole reply: status, headers and body."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse) -> None:
+        self.status_code = response.status
+        self.headers = response.headers
+        self.content = response.data
+
+    @property
+    def text(self) -> str:
+        return self.content.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
-def new_http(**kwargs: Any) -> httpx.Client:
-    return httpx.Client(verify=False, timeout=5, **kwargs)  # plain HTTP: skip loading the CA bundle
+class Http:
+    """A plain keep-alive HTTP client (no retries, no redirects), as a test's own."""
+
+    def __init__(self, connections: int = 10) -> None:
+        self._pool = urllib3.PoolManager(maxsize=connections, block=True, retries=False, timeout=5.0)
+
+    def __enter__(self) -> Http:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.clear()
+
+    def post(self, url: str, data: dict[str, str]) -> Reply:
+        return Reply(self._pool.request("POST", url, fields=data, encode_multipart=False, redirect=False))
+
+    def get(self, url: str) -> Reply:
+        return Reply(self._pool.request("GET", url, redirect=False))
+
+    def stream(self, url: str, data: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        return self._pool.request("POST", url, fields=data, encode_multipart=False, preload_content=False)
+
+
+Call = Callable[..., Reply]
+
+
+def new_http(connections: int = 10) -> Http:
+    return Http(connections)
 
 
 @pytest.fixture
@@ -33,8 +74,8 @@ def server() -> Iterator[PanelServer]:
         yield panel
 
 
-def make_call(panel: PanelServer, http: httpx.Client) -> Call:
-    def call(**form: Any) -> httpx.Response:
+def make_call(panel: PanelServer, http: Http) -> Call:
+    def call(**form: Any) -> Reply:
         form.setdefault("key", panel.key)
         return http.post(panel.url, data={k: str(v) for k, v in form.items()})
 
@@ -144,7 +185,7 @@ def test_wrong_key_unknown_action_get_and_wrong_path(server: PanelServer, api: C
 
 
 def test_keep_alive_reuses_one_connection(server: PanelServer) -> None:
-    with new_http(limits=httpx.Limits(max_connections=1)) as http:
+    with new_http(connections=1) as http:
         call = make_call(server, http)
         for _ in range(20):
             assert call(action="balance").status_code == 200
@@ -160,7 +201,7 @@ def test_stop_closes_kept_alive_connections_quickly() -> None:
         started = time.monotonic()
         panel.stop()
         assert time.monotonic() - started < 1.0
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(NewConnectionError):
             http.post(url, data={"key": panel.key, "action": "balance"})
 
 
@@ -439,7 +480,7 @@ def test_queued_fault_aimed_at_an_action(server: PanelServer, api: Call) -> None
 
 def test_drop_after_create_creates_the_order_then_closes(server: PanelServer, api: Call) -> None:
     server.faults.queue("drop")
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(ProtocolError):
         api(action="add", service="2", link="https://x.com/a", quantity="100")
     assert list(server.ledger.orders) == ["10001"]
     assert server.balance == Decimal(1000) - Decimal("0.24")
@@ -454,7 +495,7 @@ def test_probabilistic_faults_and_action_filter(server: PanelServer, api: Call) 
     server.faults.clear()
     server.faults.drop_after_create = 1.0  # only for add
     assert api(action="balance").status_code == 200
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(ProtocolError):
         api(action="add", service="2", link="https://x.com/a", quantity="100")
     server.faults.drop_after_create = 0.0
     server.faults.empty_body = 0.5
@@ -505,16 +546,15 @@ def test_endless_reply_never_ends_until_the_client_goes_away(server: PanelServer
     server.faults.trickle_interval = 0.01
     server.faults.queue("endless")
     received = 0
-    with (
-        new_http() as http,
-        http.stream("POST", server.url, data={"key": server.key, "action": "balance"}) as reply,
-    ):
-        assert reply.status_code == 200
-        for chunk in reply.iter_raw():
+    with new_http() as http:
+        reply = http.stream(server.url, data={"key": server.key, "action": "balance"})
+        assert reply.status == 200
+        for chunk in reply.stream(1024):
             assert chunk.strip() == b""
             received += len(chunk)
             if received > 5000:
                 break
+        reply.close()
     assert received > 5000
     assert server.ledger.calls["balance"] == 1
     assert api_balance(server) == "1000.00"  # the server still answers

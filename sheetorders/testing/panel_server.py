@@ -18,6 +18,7 @@ import json
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -420,7 +421,9 @@ class PanelServer:
         host: str = "127.0.0.1",
         port: int = 0,
         error_http_status: int = 200,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls`: serve HTTPS with this (server-side) context instead of plain HTTP."""
         if profile not in ("standard", "alt"):
             raise ValueError("profile must be 'standard' or 'alt'")
         self.key = key
@@ -432,6 +435,7 @@ class PanelServer:
         self.faults = faults if faults is not None else Faults()
         self.host = host
         self.error_http_status = error_http_status
+        self.tls = tls
         self.ledger = Ledger(Decimal(balance))
         self._requested_port = port
         self._services = {str(s["service"]).strip(): s for s in self.catalog}
@@ -489,7 +493,8 @@ class PanelServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{API_PATH}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}{API_PATH}"
 
     # --- clock and inspection ---
 
@@ -896,6 +901,29 @@ class _HTTPServer(ClosingHTTPServer):
     block_on_close = False
     request_queue_size = 256
     panel: PanelServer
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        tls = self.panel.tls
+        if tls is None:
+            super().finish_request(request, client_address)
+            return
+        # The handshake happens here, in the connection's own thread. The TLS socket takes the
+        # connection over: it is the one to close when the server stops, and when it is done.
+        with self._connections_lock:
+            self._connections.discard(request)
+        try:
+            secure = tls.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):
+            return  # a client that does not speak TLS, or does not trust the certificate
+        with self._connections_lock:
+            self._connections.add(secure)
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(secure)
+            with contextlib.suppress(OSError):
+                secure.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.panel.ledger.lock:
