@@ -1,12 +1,13 @@
 """Google Sheets backend: gspread's HTTP client + google-auth credentials, few API calls.
 
 A pass costs one `values:batchGet` to read the tab, one to check for edits before writing,
-and one `values:batchUpdate` for all the written cells (plus the token exchange, once an
-hour). Only when a write must be tried again (429/5xx, a grid too small) or is too big for
-one request does it read the tab once more before each further try or part, to find the
-rows where they are now. Spreadsheet metadata is fetched only when it is needed: no tab
-named (to find the first one), a missing tab (to list the tabs in the error), or a write
-past the grid.
+one `values:batchUpdate` for all the written cells, and one spreadsheet metadata read for
+the journal's mark on the tab (plus the token exchange, once an hour). Only when a write
+must be tried again (429/5xx, a grid too small) or is too big for one request does it
+read the tab once more before each further try or part, to find the rows where they are
+now. The metadata read that finds the first tab (no tab named) serves for the mark as
+well; metadata is read again only for a missing tab (to list the tabs in the error) or a
+write past the grid. Marking the tab costs one `spreadsheets:batchUpdate`.
 
 Options (the config's `google:` section):
 
@@ -48,7 +49,7 @@ from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2.credentials import Credentials as UserCredentials
 from gspread.exceptions import APIError
 from gspread.http_client import HTTPClient
-from gspread.urls import SPREADSHEET_VALUES_BATCH_UPDATE_URL
+from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL, SPREADSHEET_VALUES_BATCH_UPDATE_URL
 from gspread.utils import convert_credentials
 
 from sheetorders.errors import RowsNotFound, SheetChanged, SheetError, SheetNotWritable, SheetUnavailable
@@ -65,6 +66,8 @@ DEFAULT_MAX_WAIT = 60.0
 MAX_BODY_BYTES = 8_000_000
 FRESH_FOR = 30.0  # seconds a table read by changed_since_read may stand in for the next read()
 MAX_COLUMN = 18_278  # ZZZ: the widest a Google sheet can be
+OWNER_KEY = "sheetorders.journal"  # developer metadata key of the journal's mark, on the tab
+_METADATA_FIELDS = "sheets(properties(sheetId,title,index,hidden,gridProperties),developerMetadata)"
 
 _URL = re.compile(r"^https?://docs\.google\.com/spreadsheets/(?:u/\d+/)?d/([A-Za-z0-9_-]+)")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{30,}$")
@@ -510,6 +513,7 @@ class GoogleSheetsBackend(SheetBackend):
         self._tab: str | None = worksheet
         self._last: SheetTable | None = None
         self._fresh: tuple[float, SheetTable] | None = None
+        self._meta: dict[str, Any] | None = None  # the metadata read since the last read()
 
     @property
     def description(self) -> str:
@@ -701,8 +705,9 @@ class GoogleSheetsBackend(SheetBackend):
             "read the spreadsheet's tabs",
             http.fetch_sheet_metadata,
             self.key,
-            params={"fields": "sheets.properties(sheetId,title,index,hidden,gridProperties)"},
+            params={"fields": _METADATA_FIELDS},
         )
+        self._meta = metadata
         return metadata
 
     def _missing_tab(self) -> str:
@@ -747,6 +752,7 @@ class GoogleSheetsBackend(SheetBackend):
         return _table(ranges[0].get("values") or [])
 
     def read(self) -> SheetTable:
+        self._meta = None
         fresh, self._fresh = self._fresh, None
         recent = fresh is not None and time.monotonic() - fresh[0] <= FRESH_FOR
         table = fresh[1] if fresh is not None and recent else self._fetch()
@@ -759,6 +765,58 @@ class GoogleSheetsBackend(SheetBackend):
         table = self._fetch()
         self._fresh = (time.monotonic(), _copy(table))
         return _normalized(table) != _normalized(self._last)
+
+    # the journal's mark
+
+    def _sheet_entry(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The tab's entry in the spreadsheet's metadata (its properties, its developer metadata)."""
+        tab = self._tab_name()
+        sheets = [s for s in metadata.get("sheets", []) if isinstance(s, Mapping)]
+
+        def title(entry: Mapping[str, Any]) -> str:
+            return str(entry.get("properties", {}).get("title", ""))
+
+        found = next((s for s in sheets if title(s) == tab), None)
+        if found is None:
+            found = next((s for s in sheets if title(s).casefold() == tab.casefold()), None)
+        if found is None:
+            raise SheetError(self._missing_tab())
+        return found
+
+    @staticmethod
+    def _marks(entry: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        return [m for m in entry.get("developerMetadata") or [] if m.get("metadataKey") == OWNER_KEY]
+
+    def owner(self) -> str | None:
+        """The mark in the tab's developer metadata (key `sheetorders.journal`): one metadata read,
+        none when this pass has read the metadata already (to find the first tab)."""
+        metadata = self._meta if self._meta is not None else self._metadata()
+        marks = self._marks(self._sheet_entry(metadata))
+        return str(marks[0].get("metadataValue", "")) if marks else None
+
+    def claim(self, owner: str) -> None:
+        """Put the mark on the tab in one spreadsheets:batchUpdate: create the developer metadata,
+        or update the one there (and delete any other), so that the tab carries exactly one."""
+        self._call("mark the sheet with its journal", self._send_claim, owner)
+        self._meta = None
+
+    def _send_claim(self, owner: str) -> None:
+        http = self._client()
+        url = SPREADSHEET_BATCH_UPDATE_URL % self.key
+        retrying = http.retrying()
+        metadata = self._meta
+        try:
+            for attempt in retrying:
+                with attempt:
+                    # A try that failed may have landed: read again, so that a retry adds no second mark.
+                    if metadata is None or attempt.retry_state.attempt_number > 1:
+                        metadata = self._metadata()
+                    entry = self._sheet_entry(metadata)
+                    sheet_id = int(entry["properties"]["sheetId"])
+                    body = {"requests": _claim_requests(sheet_id, self._marks(entry), owner)}
+                    http.request_once("post", url, json=body)
+        finally:
+            http.last_attempts = int(retrying.statistics.get("attempt_number", 1))
 
     # writing
 
@@ -866,6 +924,32 @@ class GoogleSheetsBackend(SheetBackend):
         if self._http is not None:
             self._http.session.close()
             self._http = None
+
+
+def _claim_requests(sheet_id: int, marks: list[Mapping[str, Any]], owner: str) -> list[dict[str, Any]]:
+    """The batchUpdate requests that leave exactly one mark, `owner`, on the tab `sheet_id`."""
+    if not marks:
+        mark = {
+            "metadataKey": OWNER_KEY,
+            "metadataValue": owner,
+            "location": {"sheetId": sheet_id},
+            "visibility": "DOCUMENT",
+        }
+        return [{"createDeveloperMetadata": {"developerMetadata": mark}}]
+    first, *others = marks
+    found: list[dict[str, Any]] = [
+        {
+            "updateDeveloperMetadata": {
+                "dataFilters": [{"developerMetadataLookup": {"metadataId": first["metadataId"]}}],
+                "developerMetadata": {"metadataValue": owner},
+                "fields": "metadataValue",
+            }
+        }
+    ]
+    for other in others:
+        lookup = {"developerMetadataLookup": {"metadataId": other["metadataId"]}}
+        found.append({"deleteDeveloperMetadata": {"dataFilter": lookup}})
+    return found
 
 
 def _put(table: SheetTable, row: int, column: int, value: Cell) -> None:

@@ -4,9 +4,9 @@ It speaks enough of the real protocol for gspread + google-auth to work against 
 the service-account JWT-bearer token exchange, bearer-token checks, values get / batchGet /
 update / batchUpdate with the render and input options, spreadsheet metadata and the
 spreadsheet batchUpdate requests sheetorders sends (tabs, grid size, validations, conditional
-formats, cell formats, column sizes and groups, basic filters), Google's JSON error bodies and
-grid limits. Faults (429 with Retry-After, 5xx, dropped connections, slow answers) are injected
-deterministically.
+formats, cell formats, column sizes and groups, basic filters, developer metadata on tabs),
+Google's JSON error bodies and grid limits. Faults (429 with Retry-After, 5xx, dropped
+connections, slow answers) are injected deterministically.
 
     with FakeSheetsServer() as server:
         key = server.create_spreadsheet("Orders", sheets={"Orders": [["link", "quantity"], ["a", 10]]})
@@ -374,6 +374,8 @@ class _Spreadsheet:
     tabs: list[_Tab]
     shared: bool = True
     next_sheet_id: int = 1
+    developer_metadata: list[dict[str, Any]] = field(default_factory=list)  # spreadsheet-scoped IDs
+    next_metadata_id: int = 1
 
     def tab(self, title: str) -> _Tab | None:
         return next((t for t in self.tabs if t.title == title), None)
@@ -602,6 +604,16 @@ class FakeSheetsServer:
         with self._lock:
             return copy.deepcopy(self._tab(spreadsheet_id, tab).basic_filter)
 
+    def developer_metadata(self, spreadsheet_id: str, tab: str | None = None) -> list[dict[str, Any]]:
+        """The spreadsheet's developer metadata as the API returns it (only `tab`'s, when named)."""
+        with self._lock:
+            sheet = self._spreadsheets[spreadsheet_id]
+            found = sheet.developer_metadata
+            if tab is not None:
+                sheet_id = self._tab(spreadsheet_id, tab).sheet_id
+                found = [m for m in found if m["location"].get("sheetId") == sheet_id]
+            return copy.deepcopy(found)
+
     def tabs(self, spreadsheet_id: str) -> list[str]:
         with self._lock:
             return [t.title for t in sorted(self._spreadsheets[spreadsheet_id].tabs, key=lambda t: t.index)]
@@ -808,8 +820,11 @@ class FakeSheetsServer:
                 entry["columnGroups"] = copy.deepcopy(tab.column_groups)
             if tab.basic_filter is not None:
                 entry["basicFilter"] = copy.deepcopy(tab.basic_filter)
+            on_tab = [m for m in sheet.developer_metadata if m["location"].get("sheetId") == tab.sheet_id]
+            if on_tab:
+                entry["developerMetadata"] = copy.deepcopy(on_tab)
             sheets.append(entry)
-        return {
+        answer: dict[str, Any] = {
             "spreadsheetId": sheet.spreadsheet_id,
             "properties": {
                 "title": sheet.title,
@@ -820,6 +835,10 @@ class FakeSheetsServer:
             "sheets": sheets,
             "spreadsheetUrl": f"https://docs.google.com/spreadsheets/d/{sheet.spreadsheet_id}/edit",
         }
+        on_document = [m for m in sheet.developer_metadata if m["location"].get("spreadsheet")]
+        if on_document:
+            answer["developerMetadata"] = copy.deepcopy(on_document)
+        return answer
 
     def _resolve(self, sheet: _Spreadsheet, text: str) -> tuple[_Tab, _Bounds]:
         title, a1 = _split_range(text)
@@ -1219,7 +1238,115 @@ def _append_dimension(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, 
     return {}
 
 
+_VISIBILITIES = ("DOCUMENT", "PROJECT")
+
+
+def _metadata_location(work: _Spreadsheet, location: Mapping[str, Any]) -> dict[str, Any]:
+    """A DeveloperMetadataLocation as Google stores it (sheet or spreadsheet; not ranges here)."""
+    if location.get("spreadsheet"):
+        return {"locationType": "SPREADSHEET", "spreadsheet": True}
+    if "sheetId" in location:
+        tab = _grid_tab(work, location)
+        return {"locationType": "SHEET", "sheetId": tab.sheet_id}
+    if "dimensionRange" in location:
+        raise _ApiError(501, "developer metadata on rows or columns is not implemented by the fake")
+    raise _ApiError(400, "A location must be specified for developer metadata.")
+
+
+def _create_developer_metadata(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    wanted = spec.get("developerMetadata") or {}
+    key = wanted.get("metadataKey")
+    if not key:
+        raise _ApiError(400, "Developer metadata must have a key.")
+    visibility = wanted.get("visibility")
+    if visibility not in _VISIBILITIES:
+        raise _ApiError(400, "Developer metadata must have a visibility of DOCUMENT or PROJECT.")
+    location = _metadata_location(work, wanted.get("location") or {})
+    metadata_id = wanted.get("metadataId")
+    if metadata_id is None:
+        metadata_id = work.next_metadata_id
+        work.next_metadata_id += 1
+    elif int(metadata_id) <= 0:
+        raise _ApiError(400, "Developer metadata ID must be positive.")
+    elif any(m["metadataId"] == int(metadata_id) for m in work.developer_metadata):
+        raise _ApiError(400, f"Developer metadata with ID {metadata_id} already exists.")
+    created: dict[str, Any] = {"metadataId": int(metadata_id), "metadataKey": str(key)}
+    if wanted.get("metadataValue") is not None:
+        created["metadataValue"] = str(wanted["metadataValue"])
+    created["location"] = location
+    created["visibility"] = visibility
+    work.developer_metadata.append(created)
+    return {"createDeveloperMetadata": {"developerMetadata": copy.deepcopy(created)}}
+
+
+def _lookup_matches(work: _Spreadsheet, metadata: Mapping[str, Any], data_filter: Mapping[str, Any]) -> bool:
+    lookup = data_filter.get("developerMetadataLookup")
+    if not isinstance(lookup, Mapping) or not lookup:
+        raise _ApiError(400, "Only developerMetadataLookup data filters are implemented by the fake.")
+    if "metadataId" in lookup and metadata["metadataId"] != int(lookup["metadataId"]):
+        return False
+    for name in ("metadataKey", "metadataValue", "visibility"):
+        if name in lookup and metadata.get(name) != lookup[name]:
+            return False
+    if "locationType" in lookup and metadata["location"]["locationType"] != lookup["locationType"]:
+        return False
+    if "metadataLocation" in lookup:
+        where = _metadata_location(work, lookup["metadataLocation"])
+        if metadata["location"] != where:
+            return False
+    return True
+
+
+def _matching_metadata(work: _Spreadsheet, filters: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in work.developer_metadata if any(_lookup_matches(work, m, f) for f in filters)]
+
+
+def _update_developer_metadata(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    filters = spec.get("dataFilters") or []
+    if not filters:
+        raise _ApiError(400, "At least one data filter must be specified.")
+    paths = _field_paths(spec.get("fields") or "")
+    if not paths:
+        raise _ApiError(400, "At least one field must be specified in 'fields'.")
+    wanted = spec.get("developerMetadata") or {}
+    if "*" in paths:
+        paths = [k for k in wanted if k != "metadataId"]
+    matched = _matching_metadata(work, filters)
+    for metadata in matched:
+        for path in paths:
+            if path == "metadataId":
+                raise _ApiError(400, "The metadataId of developer metadata cannot be updated.")
+            if path == "location":
+                metadata["location"] = _metadata_location(work, wanted.get("location") or {})
+            elif path == "visibility":
+                if wanted.get("visibility") not in _VISIBILITIES:
+                    raise _ApiError(400, "Developer metadata must have a visibility of DOCUMENT or PROJECT.")
+                metadata["visibility"] = wanted["visibility"]
+            elif path in ("metadataKey", "metadataValue"):
+                if path in wanted:
+                    metadata[path] = str(wanted[path])
+                elif path == "metadataValue":
+                    metadata.pop(path, None)
+                else:
+                    raise _ApiError(400, "Developer metadata must have a key.")
+            else:
+                raise _ApiError(400, f"Unknown developer metadata field: {path}")
+    return {"updateDeveloperMetadata": {"developerMetadata": copy.deepcopy(matched)}}
+
+
+def _delete_developer_metadata(work: _Spreadsheet, spec: Mapping[str, Any]) -> dict[str, Any]:
+    data_filter = spec.get("dataFilter")
+    if not isinstance(data_filter, Mapping):
+        raise _ApiError(400, "A data filter must be specified.")
+    matched = _matching_metadata(work, [data_filter])
+    work.developer_metadata = [m for m in work.developer_metadata if m not in matched]
+    return {"deleteDeveloperMetadata": {"deletedDeveloperMetadata": copy.deepcopy(matched)}}
+
+
 _BATCH_HANDLERS = {
+    "createDeveloperMetadata": _create_developer_metadata,
+    "updateDeveloperMetadata": _update_developer_metadata,
+    "deleteDeveloperMetadata": _delete_developer_metadata,
     "addSheet": _add_sheet,
     "setDataValidation": _set_data_validation,
     "addConditionalFormatRule": _add_conditional_format_rule,
