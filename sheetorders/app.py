@@ -121,7 +121,7 @@ def order_history(
     start = stamp(parse_when(since, now))
     end = stamp(parse_when(until, now)) if until else None
     with Journal(config.journal) as journal:
-        entries = journal.history(start, end)
+        entries = journal.ledger.history(start, end)
     return select(entries, sheet=sheet, panel=panel, status=status)
 
 

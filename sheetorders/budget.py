@@ -110,7 +110,7 @@ def limits_for(
     ]
     for scope, name, period, limit, zone in wanted:
         since = period_start(now, period, zone)
-        spent = journal.spent(
+        spent = journal.ledger.spent(
             stamp(since), panel=name if scope == "panel" else None, sheet=key if scope == "sheet" else None
         )
         found.append(BudgetLimit(scope, name, period, limit, spent, since))

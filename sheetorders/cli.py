@@ -365,7 +365,7 @@ def doctor(as_json: bool) -> None:
     """Check the journal: SQLite's integrity check, and what its entries say needs a person."""
     config = _config()
     with Journal(config.journal) as journal:
-        found = journal.check()
+        found = journal.ledger.check()
     if as_json:
         click.echo(json.dumps({**found.__dict__, "sound": found.sound}, indent=2))
     else:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
-from sheetorders.journal import Journal, JournalRequest, OrderDetails, utc_now
+from sheetorders.journal import Journal, JournalRequest, OrderDetails
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
@@ -22,6 +22,7 @@ from sheetorders.plan import PlannedOrder
 from sheetorders.rows import SheetRow, fingerprint, order_target
 from sheetorders.states import EntryState
 from sheetorders.stopping import StopSignal
+from sheetorders.store import utc_now
 
 Progress = Callable[[int, int], None]
 

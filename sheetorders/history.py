@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sheetorders.errors import UsageError
-from sheetorders.journal import HistoryEntry
+from sheetorders.ledger import HistoryEntry
 from sheetorders.models import is_final_order_status, money
 
 COLUMNS = (

@@ -18,14 +18,13 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sheetorders.ledger import Approvals, Ledger
 from sheetorders.models import is_final_order_status, is_final_refill_status
 from sheetorders.states import EntryState
-from sheetorders.store import Store
+from sheetorders.store import Store, utc_now
 
 SCHEMA_VERSION = 1
 
@@ -106,12 +105,6 @@ _MISSING_COLUMNS = (
     ("rows", "quantity"),
     ("rows", "currency"),
 )
-# States of an `add` that count as spent: it may have cost money.
-_SPENDING = (SENDING, ACCEPTED, AMBIGUOUS)
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -121,36 +114,6 @@ class OrderDetails:
     service_name: str = ""
     quantity: int | None = None
     currency: str = ""
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    placed_at: str
-    sheet: str
-    ref: str
-    panel: str
-    service: str
-    service_name: str
-    link: str
-    quantity: int | None
-    order_id: str
-    state: str
-    status: str
-    estimate: str
-    charge: str
-    currency: str
-
-
-@dataclass(frozen=True)
-class JournalCheck:
-    integrity: list[str]  # ["ok"] when SQLite finds the file sound
-    states: dict[str, int]  # entries by state
-    unresolved: list[str]  # orders that may or may not exist: a person (or the next pass) settles them
-    unwritten: int  # placed orders whose results the sheet does not show yet (the next pass writes them)
-
-    @property
-    def sound(self) -> bool:
-        return self.integrity == ["ok"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +185,8 @@ class Journal:
         self._store = Store(self.path, _SCHEMA, SCHEMA_VERSION, _MISSING_COLUMNS)
         self._write = self._store.write
         self.id = self._store.meta("journal_id", lambda: uuid.uuid4().hex)
+        self.ledger = Ledger(self._store)  # what was spent, the history, checks
+        self.approvals = Approvals(self._store)
 
     @property
     def mark(self) -> str:
@@ -238,70 +203,6 @@ class Journal:
         if len(parts) != 3 or parts[0] != "so":
             return None
         return parts[1] == self.id[:4]
-
-    # --- checks --------------------------------------------------------------
-
-    def check(self) -> JournalCheck:
-        """The file's integrity, and what its entries say needs a person."""
-        states = {
-            row["state"]: int(row["count"])
-            for row in self._store.query("SELECT state, COUNT(*) AS count FROM rows GROUP BY state")
-        }
-        unresolved = self._store.query(
-            "SELECT ref, sheet, panel, service, link, state FROM rows WHERE state IN (?, ?) ORDER BY ref",
-            (SENDING, AMBIGUOUS),
-        )
-        unwritten = self._store.query(
-            "SELECT COUNT(*) AS count FROM rows WHERE state = ? AND written = 0", (ACCEPTED,)
-        )[0]["count"]
-        return JournalCheck(
-            integrity=self._store.integrity(),
-            states=states,
-            unresolved=[
-                f"{row['ref']} ({row['state']}): panel {row['panel']}, service {row['service']}, "
-                f"{row['link'] or 'no link'}, sheet {row['sheet']}"
-                for row in unresolved
-            ],
-            unwritten=int(unwritten),
-        )
-
-    # --- sheets with nothing to do ------------------------------------------
-
-    def idle_stamp(self, sheet: str) -> str | None:
-        """The content stamp of the sheet after a pass that left it with nothing to do."""
-        return self._store.get_meta(f"idle:{sheet}")
-
-    def set_idle_stamp(self, sheet: str, stamp: str | None) -> None:
-        if stamp != self.idle_stamp(sheet):
-            self._store.set_meta(f"idle:{sheet}", stamp)
-
-    # --- approvals -----------------------------------------------------------
-
-    def approvals(self, sheet: str) -> dict[str, str]:
-        """ref -> fingerprint of what the row asked for when a pass first saw it approved ('' once
-        an edit voided it)."""
-        found = self._store.query("SELECT ref, fingerprint FROM approvals WHERE sheet = ?", (sheet,))
-        return {row["ref"]: row["fingerprint"] for row in found}
-
-    def record_approvals(self, sheet: str, approved: Mapping[str, str]) -> None:
-        now = utc_now()
-
-        def work(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "INSERT OR REPLACE INTO approvals (ref, sheet, fingerprint, approved_at) VALUES (?, ?, ?, ?)",
-                [(ref, sheet, print_, now) for ref, print_ in approved.items()],
-            )
-
-        self._write(work)
-
-    def forget_approvals(self, refs: Iterable[str]) -> None:
-        """The approvals no longer hold (the rows were edited); the refs stay this journal's."""
-        refs = list(refs)
-
-        def work(db: sqlite3.Connection) -> None:
-            db.executemany("UPDATE approvals SET fingerprint = '' WHERE ref = ?", [(ref,) for ref in refs])
-
-        self._write(work)
 
     def move_sheet(self, old: str, new: str) -> None:
         """File the rows and requests of sheet key `old` under `new` (the same sheet, named anew)."""
@@ -488,55 +389,6 @@ class Journal:
             )
 
         self._write(work)
-
-    def history(self, since: str, until: str | None = None) -> list[HistoryEntry]:
-        """Every order sent since `since` (and before `until`), oldest first: placed, uncertain or
-        being sent (an order that may exist is accounted for)."""
-        query = (
-            "SELECT * FROM rows WHERE state IN (?, ?, ?) AND COALESCE(sent_at, created_at) >= ?"
-            + (" AND COALESCE(sent_at, created_at) < ?" if until else "")
-            + " ORDER BY COALESCE(sent_at, created_at), ref"
-        )
-        found = self._store.query(query, [*_SPENDING, since, *([until] if until else [])])
-        return [
-            HistoryEntry(
-                placed_at=row["sent_at"] or row["created_at"],
-                sheet=row["sheet"],
-                ref=row["ref"],
-                panel=row["panel"],
-                service=row["service"],
-                service_name=row["service_name"] or "",
-                link=row["link"] or "",
-                quantity=int(row["quantity"]) if row["quantity"] is not None else None,
-                order_id=row["order_id"] or "",
-                state=row["state"],
-                status=row["order_status"] or ("Uncertain" if row["state"] != ACCEPTED else ""),
-                estimate=row["estimated_cost"] or "",
-                charge=row["charge"] or "",
-                currency=row["currency"] or "",
-            )
-            for row in found
-        ]
-
-    def spent(self, since: str, *, panel: str | None = None, sheet: str | None = None) -> Decimal:
-        """What the orders sent since `since` (UTC, as stored) may have cost: the panel's charge
-        once known, else the estimate; of one panel or sheet, or all."""
-        query = (
-            "SELECT COALESCE(charge, estimated_cost) AS cost FROM rows "
-            f"WHERE state IN ({', '.join('?' * len(_SPENDING))}) AND COALESCE(sent_at, created_at) >= ?"
-        )
-        params: list[Any] = [*_SPENDING, since]
-        for column, value in (("panel", panel), ("sheet", sheet)):
-            if value is not None:
-                query += f" AND {column} = ?"
-                params.append(value)
-        total = Decimal(0)
-        for row in self._store.query(query, params):
-            try:
-                total += Decimal(row["cost"] or 0)
-            except ArithmeticError:
-                continue
-        return total
 
     # --- refills and cancels -------------------------------------------------
 

@@ -154,7 +154,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     known = Answers() if work.options.dry_run else _prefetch(work)
     read = read_sheet(backend, work.config.columns, work.config.ignore_columns)
     owner = _owner(work, backend)
-    approval = Approval(work.journal.approvals(work.key)) if work.needs_approval else None
+    approval = Approval(work.journal.approvals.seen(work.key)) if work.needs_approval else None
     _reconcile(work, read.rows, approval.seen if approval else {})
     catalogs = _load_catalogs(work, _panels_needed(work, read.rows))
     plan = make_plan(
@@ -197,7 +197,7 @@ def _nothing_to_do(work: _Pass, backend: SheetBackend) -> bool:
     refill, no row to place, no action to send (a new day for a budget aside: see below)."""
     if work.options.dry_run:
         return False
-    stamp = work.journal.idle_stamp(work.key)
+    stamp = work.journal.ledger.idle_stamp(work.key)
     return stamp is not None and stamp == backend.content_stamp()
 
 
@@ -214,7 +214,7 @@ def _remember_if_idle(work: _Pass, backend: SheetBackend, read: SheetRead, plan:
         or journal.open_orders(work.key)
         or journal.open_refills(work.key)
     )
-    journal.set_idle_stamp(work.key, backend.content_stamp() if idle else None)
+    journal.ledger.set_idle_stamp(work.key, backend.content_stamp() if idle else None)
 
 
 def _confirmed(work: _Pass, plan: Plan) -> bool:
@@ -374,9 +374,9 @@ def _remember_approvals(work: _Pass, plan: Plan) -> None:
     shown = [row for row in plan.approved if row not in work.lost]
     voided = [void.row.ref for void in plan.voided if void.row not in work.lost]
     if voided:
-        work.journal.forget_approvals(voided)
+        work.journal.approvals.forget(voided)
     if shown:
-        work.journal.record_approvals(work.key, {row.ref: fingerprint(row) for row in shown})
+        work.journal.approvals.record(work.key, {row.ref: fingerprint(row) for row in shown})
 
 
 def _hold(work: _Pass, row: SheetRow, reason: str) -> None:

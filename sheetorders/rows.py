@@ -18,10 +18,10 @@ from sheetorders.cells import Cell, cell_text
 from sheetorders.columns import ACTION_COLUMN, APPROVAL_COLUMN, INPUT_COLUMNS, OUTPUT_COLUMNS, map_headers
 from sheetorders.errors import SheetError
 from sheetorders.headers import near_miss_message, near_misses
-from sheetorders.journal import utc_now
 from sheetorders.models import OrderStatus
 from sheetorders.sheets.base import SheetBackend, SheetTable
 from sheetorders.states import RETRY, RowStatus
+from sheetorders.store import utc_now
 from sheetorders.validate import is_blank_row
 
 # Statuses of the tool's own that an order (placed or found) replaces.

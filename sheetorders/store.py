@@ -6,12 +6,18 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sheetorders.errors import JournalError
 
 T = TypeVar("T")
+
+
+def utc_now() -> str:
+    """Now, as the journal stores times (UTC, to the second)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
