@@ -1073,6 +1073,11 @@ class PanelClient:
             if write:  # the panel may have acted on it before redirecting
                 raise self._ambiguous(action, redirected, text)
             raise _final(self._unavailable(action, redirected))
+        never = _never_reached(status, response.headers, text) if payload is _MISSING else None
+        if never is not None:  # the CDN's own page says so: safe to send again, even a write
+            raise self._unavailable(
+                action, f"HTTP {status}, {never}: the request never reached the panel", text
+            )
         if write and _unclear_write_reply(action, status, payload):
             # An ID in the reply is an order (or refill) whatever else the reply says; and any
             # answer but a plain refusal or a 429 came after the panel had the request.
@@ -1223,6 +1228,48 @@ def _unclear_write_reply(action: str, status: int, payload: Any) -> bool:
     if payload is _MISSING or status >= 300:
         return not (400 <= status < 500 and _error_message(payload) is not None)
     return False
+
+
+# Cloudflare's own error pages for an origin it never got the request to, by status: the words
+# of their title ("panel.example | 522: Connection timed out"). 520 (unknown error) and 524 (a
+# timeout occurred) are not here: the origin may have had the request.
+_CLOUDFLARE_NOT_REACHED = {
+    521: "web server is down",
+    522: "connection timed out",
+    523: "origin is unreachable",
+    525: "ssl handshake failed",
+    526: "invalid ssl certificate",
+}
+_CHALLENGE_TITLES = frozenset({"just a moment...", "just a moment…"})
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _page_title(text: str) -> str:
+    """The title of an HTML page, unescaped, whitespace collapsed, in lower case ("" if none)."""
+    match = _TITLE.search(text, 0, 20000)
+    return " ".join(html.unescape(match.group(1)).split()).lower() if match else ""
+
+
+def _never_reached(status: int, headers: HTTPHeaderDict, text: str) -> str | None:
+    """What a page of Cloudflare's own says when the panel never saw the request, else None.
+
+    Only a reply that carries Cloudflare's headers (`server: cloudflare` and a `cf-ray`) can be
+    Cloudflare's own; then an error page must have the title of that status, and a challenge
+    be marked `cf-mitigated: challenge` or be a 403/503 "Just a moment..." page. The status
+    alone never says it: an origin behind Cloudflare, or another server, may send a 522 too.
+    """
+    if status < 400 or status == 429:  # a 429 is a rate limit, with its Retry-After
+        return None
+    if headers.get("server", "").strip().lower() != "cloudflare" or "cf-ray" not in headers:
+        return None
+    title = _page_title(text)
+    words = _CLOUDFLARE_NOT_REACHED.get(status)
+    if words is not None:
+        return f"Cloudflare's {status} page ({words})" if f"{status}: {words}" in title else None
+    challenged = headers.get("cf-mitigated", "").strip().lower() == "challenge"
+    if challenged or (status in (403, 503) and title in _CHALLENGE_TITLES):
+        return "a Cloudflare challenge page (a check for browsers)"
+    return None
 
 
 _RESULT_NAMES = {"add": "an order ID", "refill": "a refill ID"}

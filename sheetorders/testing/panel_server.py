@@ -3,7 +3,7 @@
 It validates `add` like a real panel (same error strings), keeps a ledger of orders, refills,
 balance and calls per action, moves orders along on a simulated clock, and can inject faults
 (5xx, HTML pages, 429, empty bodies, dropped connections, latency, replies that trickle or never
-end), either at random or
+end, recorded replies of a CDN in front of a panel), either at random or
 deterministically with `Faults.queue`.
 
 Run it standalone with `python -m sheetorders.testing.panel_server --port 8000`.
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import heapq
 import json
+import os
 import random
 import re
 import socket
@@ -26,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,6 +44,7 @@ __all__ = [
     "LedgerRefill",
     "PanelServer",
     "ProcessedReply",
+    "RecordedReply",
     "default_catalog",
 ]
 
@@ -216,7 +220,39 @@ class ProcessedReply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-Fault = str | CannedReply | ProcessedReply
+@dataclass(frozen=True)
+class RecordedReply:
+    """A reply replayed as it was recorded (see `Faults.queue_recorded`): status line, headers
+    and body, whatever the request; `processed`: the panel handles the request first (a CDN
+    that took it to the panel, then answered with its own page)."""
+
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    processed: bool = False
+
+    # Set by the server for the body it sends, or meaningless once replayed.
+    HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+    @classmethod
+    def parse(cls, raw: bytes | str, *, processed: bool = False) -> RecordedReply:
+        """A reply as it comes over the wire: "HTTP/1.1 522 Reason", headers, a blank line, the
+        body (lines may end with CRLF or LF)."""
+        data = raw.encode() if isinstance(raw, str) else raw
+        head, _, body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
+        status_line, *lines = head.decode("latin-1").split("\n")
+        version, _, rest = status_line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/") or not code.isdigit():
+            raise ValueError(f"not an HTTP status line: {status_line!r}")
+        headers = tuple(
+            (name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in lines)
+        )
+        return cls(int(code), reason.strip(), headers, body, processed)
+
+
+Fault = str | CannedReply | ProcessedReply | RecordedReply
 
 
 @dataclass
@@ -236,8 +272,9 @@ class Faults:
     client goes away) and "ok" (no fault: lets one request through, to aim the next queued
     fault at a later request). `queue_reply`
     sends a given body instead of the panel's answer; `queue_processed` processes the request
-    and then answers with another status, extra fields or another body. Queued entries are used
-    in order.
+    and then answers with another status, extra fields or another body; `queue_recorded`
+    replays a recorded reply (a CDN's page, say) as it was, headers included. Queued entries
+    are used in order.
     """
 
     error_5xx: float = 0.0
@@ -288,6 +325,24 @@ class Faults:
         """Process the next `count` matching requests (an `add` places its order), then answer
         with `status`, the panel's reply plus `extra` (or `body` instead), and `headers`."""
         reply = ProcessedReply(status, tuple((extra or {}).items()), body, tuple((headers or {}).items()))
+        self._push(reply, count, actions)
+
+    def queue_recorded(
+        self,
+        reply: RecordedReply | bytes | str | os.PathLike[str],
+        *,
+        processed: bool | None = None,
+        count: int = 1,
+        actions: Iterable[str] | None = None,
+    ) -> None:
+        """Answer the next `count` matching requests with a recorded reply (a `RecordedReply`,
+        its raw bytes or text, or a file of them), not processed unless `processed`."""
+        if isinstance(reply, os.PathLike):
+            reply = Path(reply).read_bytes()
+        if not isinstance(reply, RecordedReply):
+            reply = RecordedReply.parse(reply)
+        if processed is not None:
+            reply = dataclasses.replace(reply, processed=processed)
         self._push(reply, count, actions)
 
     def _push(self, fault: Fault, count: int, actions: Iterable[str] | None) -> None:
@@ -999,6 +1054,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_endless(faults.trickle_interval / 10)
         elif isinstance(kind, ProcessedReply):
             self._send_processed(kind, panel.handle(form)[1])
+        elif isinstance(kind, RecordedReply):
+            if kind.processed:
+                panel.handle(form)
+            self._send_recorded(kind)
         else:
             status, payload = panel.handle(form)
             if kind == "drop":
@@ -1029,6 +1088,19 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(interval)
         except OSError:
             pass  # the client gave up, or the server stopped
+
+    def _send_recorded(self, reply: RecordedReply) -> None:
+        """The recorded status line, headers and body, and no header of this server's own."""
+        try:
+            self.send_response_only(reply.status, reply.reason or None)
+            for name, value in reply.headers:
+                if name.lower() not in RecordedReply.HOP_BY_HOP:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _send_processed(self, fault: ProcessedReply, payload: Any) -> None:
         if fault.body is not None:
