@@ -139,11 +139,10 @@ def _error(message: object) -> None:
 def _print_traceback() -> None:
     """The current exception's traceback; third-party frames without their source (which rich
     would highlight slowly, and which rarely tell what went wrong)."""
-    import httpcore
-    import httpx
     import tenacity
+    import urllib3
 
-    err_console.print_exception(suppress=[click, httpx, httpcore, tenacity])
+    err_console.print_exception(suppress=[click, urllib3, tenacity])
 
 
 class SheetordersCommand(click.Command):
