@@ -152,3 +152,17 @@ def test_a_subscription_is_priced_for_every_post_it_may_take(tmp_path: Path, pan
     big, open_ended = read_sheet(sheet)
     assert big["status"] == "Held" and "needs 950.00" in big["error"]
     assert open_ended["status"] == "Held" and "no upper bound" in open_ended["error"]
+
+
+def test_a_monthly_budget_starts_again_at_the_first_local_midnight_of_the_month(
+    tmp_path: Path, panel: PanelServer
+) -> None:
+    path, sheet = setup(tmp_path, panel, 4, budget={"monthly": "0.50", "timezone": "Europe/Berlin"})
+    config = load_config(path)
+    run_sheets(config, PassOptions(clock=at("2026-11-30T22:30:00")))  # 23:30 on 30 November in Berlin
+    assert len(panel.ledger.orders) == 2 and len(held(sheet)) == 2
+    assert held(sheet)[0]["error"].startswith("monthly budget: 0.50 USD, spent 0.48 this month")
+    run_sheets(config, PassOptions(clock=at("2026-11-30T22:50:00")))  # still November there
+    assert len(panel.ledger.orders) == 2
+    run_sheets(config, PassOptions(clock=at("2026-11-30T23:10:00")))  # 00:10 on 1 December in Berlin
+    assert len(panel.ledger.orders) == 4 and not held(sheet)
