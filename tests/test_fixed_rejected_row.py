@@ -1,43 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
-
-import pytest
-from openpyxl import Workbook
 
 from sheetorders.app import run_sheets
 from sheetorders.config import load_config
 from sheetorders.pipeline import PassOptions
-from sheetorders.testing.panel_server import PanelServer
-from sheetorders.testing.workbooks import TEST_KEY, read_sheet, set_cells, write_config
-
-
-@pytest.fixture
-def panel() -> Iterator[PanelServer]:
-    with PanelServer(key=TEST_KEY, balance="1000") as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    monkeypatch.setenv("TEST_PANEL_KEY", TEST_KEY)
-
-
-def book(path: Path, header, rows):
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Orders"
-    ws.append(header)
-    for r in rows:
-        ws.append(r)
-    wb.save(path)
-    return path
+from sheetorders.testing.workbooks import plain_workbook, read_sheet, set_cells, write_config
 
 
 def test_a_fixed_rejected_row_that_is_held_says_held_not_the_old_rejection(tmp_path, panel):
-    sheet = book(tmp_path / "o.xlsx", ["service", "link", "quantity"], [[2, "https://instagram.com/r", 100]])
+    sheet = plain_workbook(
+        tmp_path / "o.xlsx", ["service", "link", "quantity"], [[2, "https://instagram.com/r", 100]]
+    )
     path = write_config(tmp_path, panel.url, sheet)
     panel.faults.queue_reply({"error": "Incorrect link"}, actions={"add"})
     run_sheets(load_config(path))

@@ -1,43 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 
 from sheetorders.app import run_sheets
 from sheetorders.config import load_config
 from sheetorders.errors import JournalError
 from sheetorders.journal import Journal
-from sheetorders.testing.panel_server import PanelServer
-from sheetorders.testing.workbooks import TEST_KEY, read_sheet, set_cells, write_config
-
-
-@pytest.fixture
-def panel() -> Iterator[PanelServer]:
-    with PanelServer(key=TEST_KEY, balance="1000") as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    monkeypatch.setenv("TEST_PANEL_KEY", TEST_KEY)
-
-
-def book(path: Path, header, rows):
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "Orders"
-    ws.append(header)
-    for r in rows:
-        ws.append(r)
-    wb.save(path)
-    return path
+from sheetorders.testing.workbooks import plain_workbook, read_sheet, set_cells, write_config
 
 
 def test_a_journal_failing_at_a_refill_still_writes_back_the_orders_placed(tmp_path, panel, monkeypatch):
-    sheet = book(
+    sheet = plain_workbook(
         tmp_path / "o.xlsx", ["service", "link", "quantity", "action"], [[2, "https://instagram.com/j1", 100]]
     )
     path = write_config(tmp_path, panel.url, sheet)

@@ -7,26 +7,19 @@ import os
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook, load_workbook
+from openpyxl import load_workbook
 
 from sheetorders.app import run_sheets
 from sheetorders.config import load_config
 from sheetorders.errors import ExitCode, SheetNotWritable
 from sheetorders.testing.panel_server import PanelServer
-from sheetorders.testing.workbooks import write_config
+from sheetorders.testing.workbooks import plain_workbook, write_config
 
 
 def small_sheet(
     path: Path, rows: list[list[object]], header: tuple[str, ...] = ("service", "link", "quantity")
 ):
-    workbook = Workbook()
-    ws = workbook.active
-    ws.title = "Orders"
-    ws.append(list(header))
-    for row in rows:
-        ws.append(row)
-    workbook.save(path)
-    return path
+    return plain_workbook(path, header, rows)
 
 
 ROWS = [[2, "https://instagram.com/w1", 100], [2, "https://instagram.com/w2", 100]]

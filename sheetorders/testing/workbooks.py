@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from sheetorders.cells import Cell
 from sheetorders.columns import map_headers
@@ -65,3 +65,17 @@ def set_cells(sheet: Path, values: Mapping[tuple[int, str], Cell]) -> None:
     for (row, name), value in values.items():
         ws.cell(row=row, column=header.index(name) + 1).value = value  # None clears the cell
     workbook.save(sheet)
+
+
+def plain_workbook(path: Path, header: Sequence[Cell], rows: Iterable[Sequence[Cell]] = ()) -> Path:
+    """An .xlsx whose "Orders" tab holds just `header` and `rows`, no styles: a sheet as a
+    person might start one."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Orders"
+    sheet.append(list(header))
+    for row in rows:
+        sheet.append(list(row))
+    workbook.save(path)
+    return path
