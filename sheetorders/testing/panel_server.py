@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sheetorders.testing.servers import ClosingHTTPServer
+from sheetorders.testing.servers import ClosingHTTPServer, ServedInBackground
 
 __all__ = [
     "FAULT_KINDS",
@@ -459,8 +459,10 @@ class Ledger:
 # --- server -------------------------------------------------------------------
 
 
-class PanelServer:
+class PanelServer(ServedInBackground):
     """A panel on 127.0.0.1 (a free port by default). Use as a context manager."""
+
+    thread_name = "panel server"
 
     def __init__(
         self,
@@ -510,41 +512,14 @@ class PanelServer:
         self._refills_pending: list[tuple[float, int, str]] = []
         self._refills_running: list[tuple[float, int, str]] = []
         self._refill_of: dict[str, str] = {}  # order id -> its latest refill id
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # --- lifecycle ---
 
-    def start(self) -> PanelServer:
-        if self._httpd is not None:
-            return self
-        self._httpd = _HTTPServer((self.host, self._requested_port), _Handler)
-        self._httpd.panel = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="panel-server", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> PanelServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the panel server is not running")
-        return self._httpd.server_address[1]
+    def _make_server(self) -> ClosingHTTPServer:
+        httpd = _HTTPServer((self.host, self._requested_port), _Handler)
+        httpd.panel = self
+        return httpd
 
     @property
     def url(self) -> str:

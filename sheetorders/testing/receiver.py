@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from sheetorders.testing.servers import ClosingHTTPServer
+from sheetorders.testing.servers import ClosingHTTPServer, ServedInBackground
 
 __all__ = ["Received", "WebhookReceiver"]
 
@@ -33,10 +33,13 @@ class Received:
     raw: bytes
 
 
-class WebhookReceiver:
+class WebhookReceiver(ServedInBackground):
     """Records every POST on 127.0.0.1 (a free port by default). Use as a context manager."""
 
+    thread_name = "webhook receiver"
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, status: int = 200) -> None:
+        super().__init__()
         self.host = host
         self.status = status
         self._requested_port = port
@@ -44,40 +47,14 @@ class WebhookReceiver:
         self._changed = threading.Condition()
         self._open = threading.Event()
         self._open.set()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> WebhookReceiver:
-        if self._httpd is not None:
-            return self
-        self._httpd = _HTTPServer((self.host, self._requested_port), _Handler)
-        self._httpd.receiver = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="webhook", daemon=True
-        )
-        self._thread.start()
-        return self
+    def _make_server(self) -> ClosingHTTPServer:
+        httpd = _HTTPServer((self.host, self._requested_port), _Handler)
+        httpd.receiver = self
+        return httpd
 
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
+    def _before_stop(self) -> None:
         self.release()
-        httpd.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("the receiver is not running")
-        return int(self._httpd.server_address[1])
 
     def apprise_url(self, path: str = "/notify") -> str:
         """The apprise URL that posts JSON here."""
