@@ -15,6 +15,7 @@ import json
 import secrets
 import socket
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -104,6 +105,15 @@ _MISSING_COLUMNS = (
     ("rows", "service_name"),  # for the history: what a person needs to account for an order
     ("rows", "quantity"),
     ("rows", "currency"),
+    # When the row's last `add` left and when its answer (or the lack of one) was seen, as numbers
+    # of the journal's event counter (`Store.tick`) and as Unix time: what the order-ID probe
+    # bounds its search with (see probe.py).
+    ("rows", "sent_tick"),
+    ("rows", "answered_tick"),
+    ("rows", "sent_clock"),
+    ("rows", "answered_clock"),
+    ("rows", "lingers"),  # 1: the panel may still have been working on it when it was given up
+    ("rows", "probe_note"),  # what the probe found of an unresolved add (candidate IDs, say)
 )
 
 
@@ -161,6 +171,24 @@ class JournalRow:
     written: bool
     created_at: str
     updated_at: str
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    """One add as the order-ID probe sees it (ticks: see `Store.tick`; clocks: Unix time)."""
+
+    ref: str
+    sheet: str
+    state: EntryState
+    order_id: str | None
+    estimated_cost: str | None
+    quantity: int | None
+    row_number: int | None
+    sent_tick: int | None
+    answered_tick: int | None
+    sent_clock: float | None
+    answered_clock: float | None
+    lingers: bool
 
 
 @dataclass(frozen=True)
@@ -259,8 +287,8 @@ class Journal:
             cursor = db.execute(
                 """INSERT INTO rows (ref, sheet, fingerprint, panel, service, link, row_number, state,
                                      estimated_cost, created_at, updated_at, sent_at,
-                                     service_name, quantity, currency)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     service_name, quantity, currency, sent_tick, sent_clock)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (ref) DO UPDATE SET
                      fingerprint = excluded.fingerprint, panel = excluded.panel,
                      service = excluded.service, link = excluded.link,
@@ -268,7 +296,9 @@ class Journal:
                      estimated_cost = excluded.estimated_cost, order_id = NULL, error = NULL,
                      written = 0, updated_at = excluded.updated_at, sent_at = excluded.sent_at,
                      charge = NULL, order_status = NULL, service_name = excluded.service_name,
-                     quantity = excluded.quantity, currency = excluded.currency
+                     quantity = excluded.quantity, currency = excluded.currency,
+                     sent_tick = excluded.sent_tick, sent_clock = excluded.sent_clock,
+                     answered_tick = NULL, answered_clock = NULL, lingers = NULL, probe_note = NULL
                    WHERE rows.state IN (?, ?, ?)""",
                 (
                     ref,
@@ -286,6 +316,8 @@ class Journal:
                     details.service_name,
                     details.quantity,
                     details.currency,
+                    self._store.tick(),
+                    time.time(),
                     *_SENDABLE,
                 ),
             )
@@ -299,22 +331,72 @@ class Journal:
         self._write(work)
 
     def finish_add(
-        self, ref: str, state: EntryState, *, order_id: str | None = None, error: str | None = None
+        self,
+        ref: str,
+        state: EntryState,
+        *,
+        order_id: str | None = None,
+        error: str | None = None,
+        lingers: bool = False,
     ) -> None:
-        """Record the panel's answer (or the lack of one) for the row's `add` being sent."""
-        self._finish(ref, state, (SENDING,), order_id=order_id, error=error)
+        """Record the panel's answer (or the lack of one) for the row's `add` being sent;
+        `lingers`: no answer, and the panel may still have been working on the request."""
+        self._finish(ref, state, (SENDING,), order_id=order_id, error=error, answered=lingers)
 
     def settle(self, ref: str, order_id: str, note: str) -> None:
         """An unresolved `add` did create this order (a person, or a proof, found its ID)."""
         self._finish(ref, ACCEPTED, tuple(UNRESOLVED_STATES), order_id=order_id, error=note)
 
     def release(self, ref: str) -> None:
-        """An unresolved `add` may be sent again: a person checked that it created nothing."""
+        """An unresolved `add` may be sent again: a person, or a proof, found it created nothing."""
         self._move(ref, RELEASED, tuple(UNRESOLVED_STATES))
 
     def mark_interrupted(self, ref: str) -> None:
         """An `add` left `sending` by a process that died while waiting for the panel."""
-        self._move(ref, AMBIGUOUS, (SENDING,), error="interrupted while waiting for the panel")
+
+        def work(db: sqlite3.Connection) -> Any:
+            _update_state(
+                db,
+                ref,
+                AMBIGUOUS,
+                (SENDING,),
+                "error = ?, updated_at = ?, answered_tick = ?, answered_clock = ?, lingers = 1",
+                ("interrupted while waiting for the panel", utc_now(), self._store.tick(), time.time()),
+            )
+
+        self._write(work)
+
+    def resend(self, ref: str) -> None:
+        """Send an unresolved `add` again with the same idempotency key (the panel answers a
+        key it has seen with the order it made for it, and makes no other)."""
+        now = utc_now()
+
+        def work(db: sqlite3.Connection) -> Any:
+            _update_state(
+                db,
+                ref,
+                SENDING,
+                (AMBIGUOUS,),
+                "updated_at = ?, answered_tick = NULL, answered_clock = NULL, lingers = NULL",
+                (now,),
+            )
+            db.execute("INSERT INTO attempts (ref, action, started_at) VALUES (?, 'add', ?)", (ref, now))
+
+        self._write(work)
+
+    def set_probe_note(self, ref: str, note: str | None) -> None:
+        """What the order-ID probe found of an unresolved add, for the person who settles it."""
+        self._write(lambda db: db.execute("UPDATE rows SET probe_note = ? WHERE ref = ?", (note, ref)))
+
+    def probe_records(self, panel: str) -> list[ProbeRecord]:
+        """Every add of `panel` the probe can learn from: placed orders, and unresolved adds."""
+        found = self._store.query(
+            """SELECT ref, sheet, state, order_id, estimated_cost, quantity, row_number, sent_tick,
+                      answered_tick, sent_clock, answered_clock, lingers
+               FROM rows WHERE panel = ? AND (state = ? OR state IN (?, ?))""",
+            (panel, ACCEPTED, *UNRESOLVED_STATES),
+        )
+        return [_probe_record(row) for row in found]
 
     def _finish(
         self,
@@ -324,18 +406,19 @@ class Journal:
         *,
         order_id: str | None,
         error: str | None,
+        answered: bool | None = None,
     ) -> None:
+        """`answered`: record now as the moment the answer was seen (True/False: whether the
+        panel may still be working on the request); None keeps the moment recorded before."""
         now = utc_now()
 
         def work(db: sqlite3.Connection) -> Any:
-            _update_state(
-                db,
-                ref,
-                state,
-                allowed,
-                "order_id = ?, error = ?, written = 0, updated_at = ?",
-                (order_id, error, now),
-            )
+            assignments = "order_id = ?, error = ?, written = 0, updated_at = ?"
+            values: tuple[Any, ...] = (order_id, error, now)
+            if answered is not None:
+                assignments += ", answered_tick = ?, answered_clock = ?, lingers = ?"
+                values += (self._store.tick(), time.time(), int(answered))
+            _update_state(db, ref, state, allowed, assignments, values)
             db.execute(
                 """UPDATE attempts SET finished_at = ?, outcome = ?, result = ?, error = ?
                    WHERE id = (SELECT MAX(id) FROM attempts WHERE ref = ? AND action = 'add')""",
@@ -489,6 +572,33 @@ def _update_state(
         found = db.execute("SELECT state FROM rows WHERE ref = ?", (ref,)).fetchone()
         now = f"is {found['state']}" if found else "is not in the journal"
         raise _NotAllowed(f"ref {ref} {now}: it cannot become {state}")
+
+
+def _number(value: Any, kind: type[int] | type[float] = int) -> Any:
+    """An added column's value (stored as text) as a number, or None."""
+    if value is None or value == "":
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+def _probe_record(row: sqlite3.Row) -> ProbeRecord:
+    return ProbeRecord(
+        ref=row["ref"],
+        sheet=row["sheet"],
+        state=EntryState(row["state"]),
+        order_id=row["order_id"],
+        estimated_cost=row["estimated_cost"],
+        quantity=_number(row["quantity"]),
+        row_number=row["row_number"],
+        sent_tick=_number(row["sent_tick"]),
+        answered_tick=_number(row["answered_tick"]),
+        sent_clock=_number(row["sent_clock"], float),
+        answered_clock=_number(row["answered_clock"], float),
+        lingers=bool(_number(row["lingers"])),
+    )
 
 
 def _journal_row(row: sqlite3.Row) -> JournalRow:

@@ -53,6 +53,19 @@ class Store:
         self._commit_lock = threading.Lock()  # one group commit at a time
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []
+        self._ticks: list[int] | None = None  # [next, first] while a transaction runs
+
+    def tick(self) -> int:
+        """The next number of the journal's event counter, for work running inside `write`.
+
+        The counter orders events across every process sharing the file by when they were
+        committed: work that calls it before a request leaves and after its answer arrives
+        gets numbers that tell which answers came before which requests."""
+        if self._ticks is None:
+            raise RuntimeError("tick() is only available inside Store.write")
+        value = self._ticks[0]
+        self._ticks[0] += 1
+        return value
 
     def _check_version(self, version: int) -> None:
         found = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -132,6 +145,7 @@ class Store:
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._start_ticks()
                 if len(batch) == 1:
                     batch[0].result = batch[0].work(self._db)
                 else:
@@ -144,6 +158,7 @@ class Store:
                             self._db.execute("ROLLBACK TO job")
                             job.error = error
                         self._db.execute("RELEASE job")
+                self._save_ticks()
                 self._db.execute("COMMIT")
         except BaseException as error:
             with self._lock:
@@ -154,5 +169,15 @@ class Store:
             if not isinstance(error, sqlite3.Error):
                 raise
         finally:
+            self._ticks = None
             for job in batch:
                 job.done.set()
+
+    def _start_ticks(self) -> None:
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'tick'").fetchone()
+        first = int(found["value"]) + 1 if found else 1
+        self._ticks = [first, first]
+
+    def _save_ticks(self) -> None:
+        if self._ticks is not None and self._ticks[0] != self._ticks[1]:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('tick', ?)", (str(self._ticks[0] - 1),))
