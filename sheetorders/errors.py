@@ -99,8 +99,14 @@ class RateLimited(PanelUnavailable):
 class AmbiguousOrder(PanelError):
     """An `add` (or `refill`/`cancel`) may have reached the panel: it may have taken effect.
 
-    Never retried automatically: the caller records the row as uncertain.
+    Never retried automatically: the caller records the row as uncertain. `lingers`: the
+    client (or a proxy) gave up waiting, so the panel may still be working on the request
+    after this was raised (a read timeout, a gateway timeout).
     """
+
+    def __init__(self, message: str, *, panel: str = "", action: str = "", lingers: bool = False) -> None:
+        self.lingers = lingers
+        super().__init__(message, panel=panel, action=action)
 
 
 # --- sheets ----------------------------------------------------------------

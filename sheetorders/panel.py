@@ -1056,7 +1056,7 @@ class PanelClient:
         else:
             what = f"no reply ({detail})"
         if write:
-            return self._ambiguous(action, what)
+            return self._ambiguous(action, what, lingers=kind.endswith("Timeout"))
         return self._unavailable(action, what)
 
     def _interpret(self, action: str, response: _Reply, write: bool) -> Any:
@@ -1081,7 +1081,8 @@ class PanelClient:
         if write and _unclear_write_reply(action, status, payload):
             # An ID in the reply is an order (or refill) whatever else the reply says; and any
             # answer but a plain refusal or a 429 came after the panel had the request.
-            raise self._ambiguous(action, _what_came_back(action, status, payload, text), text)
+            what = _what_came_back(action, status, payload, text)
+            raise self._ambiguous(action, what, text, lingers=status in _GAVE_UP_WAITING)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise RateLimited(
@@ -1129,13 +1130,14 @@ class PanelClient:
             self._scrub(message), panel=self.name, action=action, snippet=self._snippet(text)
         )
 
-    def _ambiguous(self, action: str, what: str, text: str = "") -> AmbiguousOrder:
+    def _ambiguous(self, action: str, what: str, text: str = "", *, lingers: bool = False) -> AmbiguousOrder:
         got = f" (got: {self._snippet(text)})" if text.strip() else ""
         return AmbiguousOrder(
             f"{self._scrub(what)}{got}; the request may have reached the panel and taken effect: "
             "check on the panel before trying again",
             panel=self.name,
             action=action,
+            lingers=lingers,
         )
 
     def _refusal(self, action: str, message: str) -> PanelRefused:
@@ -1229,6 +1231,10 @@ def _unclear_write_reply(action: str, status: int, payload: Any) -> bool:
         return not (400 <= status < 500 and _error_message(payload) is not None)
     return False
 
+
+# A proxy's "I gave up waiting for the origin" (gateway timeout; Cloudflare's 524): the origin
+# may still be working on the request, and finish it after the answer.
+_GAVE_UP_WAITING = frozenset({504, 524})
 
 # Cloudflare's own error pages for an origin it never got the request to, by status: the words
 # of their title ("panel.example | 522: Connection timed out"). 520 (unknown error) and 524 (a
