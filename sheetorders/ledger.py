@@ -6,15 +6,22 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from sheetorders.models import is_final_refill_status
 from sheetorders.states import EntryState
 from sheetorders.store import Store, utc_now
 
 ACCEPTED, SENDING, AMBIGUOUS = EntryState.ACCEPTED, EntryState.SENDING, EntryState.AMBIGUOUS
 # States of an `add` that count as spent: it may have cost money.
 _SPENDING = (SENDING, ACCEPTED, AMBIGUOUS)
+_UNRESOLVED = tuple(state for state in EntryState if state.unresolved)
+COMPACTED_AT = "compacted_at"  # meta key: when the journal was last compacted (UTC, as stored)
+KEEP_DAYS = 30  # finished attempts and requests younger than this are never compacted
+COMPACT_EVERY = timedelta(days=1)
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,22 @@ class JournalCheck:
     @property
     def sound(self) -> bool:
         return self.integrity == ["ok"]
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction removed: finished `add` attempts and refill/cancel requests last
+    changed before `before`, whose outcome the sheet shows and nothing waits for."""
+
+    before: str
+    attempts: int
+    requests: int
+
+    def __str__(self) -> str:
+        return (
+            f"compacted the journal: {self.attempts} finished attempt(s) and {self.requests} finished "
+            f"request(s) from before {self.before} removed (every order's record is kept)"
+        )
 
 
 class Ledger:
@@ -85,15 +108,19 @@ class Ledger:
         if stamp != self.idle_stamp(sheet):
             self._store.set_meta(f"idle:{sheet}", stamp)
 
-    def history(self, since: str, until: str | None = None) -> list[HistoryEntry]:
+    def history(
+        self, since: str, until: str | None = None, *, sheet: str | None = None
+    ) -> list[HistoryEntry]:
         """Every order sent since `since` (and before `until`), oldest first: placed, uncertain or
-        being sent (an order that may exist is accounted for)."""
+        being sent (an order that may exist is accounted for); of one sheet (its journal key), or all."""
         query = (
             "SELECT * FROM rows WHERE state IN (?, ?, ?) AND COALESCE(sent_at, created_at) >= ?"
             + (" AND COALESCE(sent_at, created_at) < ?" if until else "")
+            + (" AND sheet = ?" if sheet is not None else "")
             + " ORDER BY COALESCE(sent_at, created_at), ref"
         )
-        found = self._store.query(query, [*_SPENDING, since, *([until] if until else [])])
+        params = [*_SPENDING, since, *([until] if until else []), *([sheet] if sheet is not None else [])]
+        found = self._store.query(query, params)
         return [
             HistoryEntry(
                 placed_at=row["sent_at"] or row["created_at"],
@@ -133,6 +160,68 @@ class Ledger:
             except ArithmeticError:
                 continue
         return total
+
+    def compact(self, older_than: str) -> Compaction:
+        """Remove what only tells the past: `add` attempts finished before `older_than` (UTC, as
+        stored) of orders whose record is settled and shown in the sheet, and refill/cancel
+        requests likewise finished, shown, and not an open refill. Never an order's record (the
+        `rows` table), nor anything unresolved or not yet written."""
+
+        def work(db: sqlite3.Connection) -> Compaction:
+            attempts = db.execute(
+                f"""DELETE FROM attempts WHERE finished_at IS NOT NULL AND finished_at < ?
+                    AND ref IN (SELECT ref FROM rows WHERE written = 1
+                                AND state NOT IN ({", ".join("?" * len(_UNRESOLVED))}))""",
+                (older_than, *_UNRESOLVED),
+            ).rowcount
+            ids = [(row["id"],) for row in _finished_requests(db, older_than)]
+            db.executemany("DELETE FROM requests WHERE id = ?", ids)
+            return Compaction(older_than, attempts, len(ids))
+
+        return self._store.write(work)
+
+    def last_compacted(self) -> str | None:
+        return self._store.get_meta(COMPACTED_AT)
+
+    def compact_if_due(self, now: datetime, keep: timedelta = timedelta(days=KEEP_DAYS)) -> Compaction | None:
+        """`compact` what is older than `keep`, unless the journal was compacted less than a day
+        before `now`; remembers when (in the meta table). None: not due."""
+        last = self.last_compacted()
+        if last is not None and _parsed(last) > now - COMPACT_EVERY:
+            return None
+        done = self.compact(_stamped(now - keep))
+        self._store.set_meta(COMPACTED_AT, _stamped(now))
+        return done
+
+
+def _finished_requests(db: sqlite3.Connection, older_than: str) -> list[sqlite3.Row]:
+    """Requests last changed before `older_than`, shown in the sheet, resolved, and not a refill
+    whose status may still change (those are asked about every pass)."""
+    found = db.execute(
+        f"""SELECT id, action, state, refill_status FROM requests
+            WHERE written = 1 AND updated_at < ? AND state NOT IN ({", ".join("?" * len(_UNRESOLVED))})""",
+        (older_than, *_UNRESOLVED),
+    ).fetchall()
+    return [
+        row
+        for row in found
+        if not (
+            row["action"] == "refill"
+            and row["state"] == ACCEPTED
+            and not is_final_refill_status(row["refill_status"])
+        )
+    ]
+
+
+def _stamped(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime(_TIME)
+
+
+def _parsed(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, _TIME).replace(tzinfo=timezone.utc)
+    except ValueError:  # not a time this journal wrote: as if never compacted
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 class Approvals:
