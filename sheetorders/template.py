@@ -18,7 +18,7 @@ data here, so that both writers put the same sheet down.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -46,6 +46,8 @@ INPUT, OUTPUT, COMPUTED, OWN = "input", "output", "computed", "own"
 FIRST_OUTPUTS = ("status", "order_id", "charge", "error")
 LATER_OUTPUTS = tuple(name for name in OUTPUT_COLUMNS if name not in FIRST_OUTPUTS)
 DRIP_FIELDS = ("runs", "interval")
+SUBSCRIPTIONS = "subscriptions"  # the type key
+POSTS_UNITS = "max per post × (posts + old_posts)"
 
 SERVICES_HEADERS = (
     "panel",
@@ -66,7 +68,12 @@ SERVICES_HEADERS = (
     "entry",
     "key",
 )
-FLAT, PER_1000 = "flat", "per 1000"
+# The `price` column: how a service's rate makes the cost of an order (validate.estimate_cost,
+# validate.subscription_cost).
+FLAT = "flat"  # the rate, whatever the quantity (packages)
+PER_1000 = "per 1000"  # rate × quantity / 1000 (× runs)
+PER_1000_OR_FLAT = "per 1000, flat without quantity"  # a type the reference does not know
+PER_POST = "per 1000 per post"  # subscriptions: rate × max × (posts + old_posts) / 1000
 
 # Colours of the status column: (fill, text colour, statuses).
 STATUS_COLOURS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -300,6 +307,16 @@ def is_flat(service: Service) -> bool:
     return type_key(service.type) in FLAT_PRICE_TYPES
 
 
+def price_of(service: Service) -> str:
+    """How the service's rate makes an order's cost, as the pass estimates it."""
+    key = type_key(service.type)
+    if key in FLAT_PRICE_TYPES:
+        return FLAT
+    if key == SUBSCRIPTIONS:
+        return PER_POST
+    return PER_1000 if schema_path(service.type) is not None else PER_1000_OR_FLAT
+
+
 def service_entry(service: Service) -> str:
     """The service's dropdown entry: `1 — Instagram Likes — 0.90 / 1000` (`… — 5.00 flat` for a
     package). The pass reads the ID before the first ` — ` (validate.parse_service_cell)."""
@@ -317,6 +334,8 @@ def units_of(service: Service) -> str:
     """What the quantity of an order is: the quantity column, the lines of a list, or nothing."""
     if is_flat(service):
         return ""
+    if type_key(service.type) == SUBSCRIPTIONS:
+        return POSTS_UNITS
     counted = LINE_COUNTED_TYPES.get(type_key(service.type))
     return f"lines of {counted}" if counted else "quantity"
 
@@ -349,7 +368,7 @@ def services_table(layout: Layout) -> list[list[Cell]]:
             _yes(service.dripfeed),
             ", ".join(required),
             ", ".join(optional),
-            FLAT if is_flat(service) else PER_1000,
+            price_of(service),
             units_of(service),
             service_entry(service),
             service_key(layout, listed),
@@ -387,18 +406,44 @@ def _lines(cell: str) -> str:
 
 
 def estimate_formula(layout: Layout, row: int) -> str:
-    """The `estimate` cell of a row: rate × quantity / 1000 (× runs), the flat rate for a
-    package type, the lines of comments or usernames as the quantity where they are counted;
-    empty while the service is empty or not found. Only functions that Excel, LibreOffice and
-    Google Sheets all compute (IF, IFERROR, INDEX, MATCH, LEFT, FIND, TRIM, LEN, SUBSTITUTE,
-    CHAR), over whole columns of the Services tab, so a longer Services tab needs no new formula.
+    """The `estimate` cell of a row, as the pass estimates the order (validate.estimate_cost and
+    subscription_cost), by the service's `price` on the Services tab: the rate for a package;
+    rate × max × (posts + old_posts) / 1000 for a subscription (without posts, one post's, or
+    old_posts'); else rate × quantity / 1000 (× runs), the lines of comments or usernames being
+    the quantity where they are counted, and a type the reference does not know priced at its
+    rate without a quantity. Empty while the service is empty or not found, or nothing is
+    counted yet. Only functions that Excel, LibreOffice and Google Sheets all compute (IF,
+    IFERROR, INDEX, MATCH, LEFT, FIND, TRIM, LEN, SUBSTITUTE, CHAR), over whole columns of the
+    Services tab, so a longer Services tab needs no new formula.
     """
     service = f"{layout.letter('service')}{row}"
-    ident = f'LEFT(TRIM({service}),FIND(" ",TRIM({service})&" ")-1)'
-    key = ident
+    looked_up = _lookup(layout, row)
+    rate, price = looked_up("rate"), looked_up("price")
+    units = f"{layout.letter('quantity')}{row}"
+    for counted in ("usernames", "comments"):
+        if layout.has(counted):
+            lines = _lines(f"{layout.letter(counted)}{row}")
+            units = f"IF({looked_up('units')}={_text('lines of ' + counted)},{lines},{units})"
+    runs = f"{layout.letter('runs')}{row}" if layout.has("runs") else None
+    times = f'*IF({runs}="",1,{runs})' if runs else ""
+    counted_cost = (
+        f'IF({units}="",IF({price}={_text(PER_1000_OR_FLAT)},{rate},""),'
+        f'IF({units}=0,"",{rate}*{units}{times}/1000))'
+    )
+    per_post = _per_post_cost(layout, row, rate, looked_up("max"))
+    if per_post is not None:
+        counted_cost = f"IF({price}={_text(PER_POST)},{per_post},{counted_cost})"
+    cost = f"IF({price}={_text(FLAT)},{rate},{counted_cost})"
+    return f'=IF(TRIM({service})="","",IFERROR({cost},""))'
+
+
+def _lookup(layout: Layout, row: int) -> Callable[[str], str]:
+    """A formula for a Services tab column of the row's service (by its ID, or panel and ID)."""
+    service = f"{layout.letter('service')}{row}"
+    key = f'LEFT(TRIM({service}),FIND(" ",TRIM({service})&" ")-1)'
     if layout.by_panel:
         panel = f"{layout.letter('panel')}{row}"
-        key = f'IF(TRIM({panel})="",{_text(layout.default_panel)},TRIM({panel}))&"|"&{ident}'
+        key = f'IF(TRIM({panel})="",{_text(layout.default_panel)},TRIM({panel}))&"|"&{key}'
     tab = quoted(SERVICES_TAB)
     match = f"MATCH({key},{tab}!${services_column('key')}:${services_column('key')},0)"
 
@@ -406,17 +451,20 @@ def estimate_formula(layout: Layout, row: int) -> str:
         column = services_column(name)
         return f"INDEX({tab}!${column}:${column},{match})"
 
-    units = f"{layout.letter('quantity')}{row}"
-    for counted in ("usernames", "comments"):
-        if layout.has(counted):
-            lines = _lines(f"{layout.letter(counted)}{row}")
-            units = f"IF({looked_up('units')}={_text('lines of ' + counted)},{lines},{units})"
-    if layout.has("runs"):
-        runs = f"{layout.letter('runs')}{row}"
-        units = f'{units}*IF({runs}="",1,{runs})'
-    rate = looked_up("rate")
-    cost = f"IF({looked_up('price')}={_text(FLAT)},{rate},{rate}*{units}/1000)"
-    return f'=IF(TRIM({service})="","",IFERROR({cost},""))'
+    return looked_up
+
+
+def _per_post_cost(layout: Layout, row: int, rate: str, service_max: str) -> str | None:
+    """A subscription's cost, as validate.subscription_cost: up to `max` (else the service's)
+    per post, for posts + old_posts, or max(1, old_posts) without posts. None without the
+    subscription columns."""
+    if not all(layout.has(name) for name in ("max", "posts", "old_posts")):
+        return None
+    most, posts, old = (f"{layout.letter(name)}{row}" for name in ("max", "posts", "old_posts"))
+    per_post = f'{rate}*IF({most}="",{service_max},{most})/1000'
+    old_count = f'IF({old}="",0,{old})'
+    count = f'IF({posts}="",IF({old_count}<1,1,{old_count}),{posts}+{old_count})'
+    return f"{per_post}*{count}"
 
 
 def status_formula(layout: Layout, statuses: Sequence[str]) -> str:
@@ -478,8 +526,9 @@ _OWN_PROMPTS = {
     "charge": "Written by sheetorders: what the panel charged for the order.",
     "error": "Written by sheetorders: why the row was not placed, and what to do about it.",
     "estimate": (
-        "Computed here as you type: rate × quantity / 1000 (× runs), or the flat price of a "
-        "package. Nothing reads it; charge has what the panel took."
+        "Computed as you type, as sheetorders prices it: rate × quantity / 1000 (× runs); a "
+        "package's flat price; a subscription's rate × max × (posts + old_posts) / 1000. "
+        "Nothing reads it; charge has what the panel took."
     ),
     "action": "Pick refill or cancel in a row that has an order_id: the next run or sync sends it once.",
     "approved": (
@@ -542,7 +591,8 @@ def help_rows(layout: Layout) -> list[list[Cell]]:
          "needs (the blue columns; select a header to see what it takes)."],
         ["Grey columns", "Written by sheetorders. Leave ref and order_id alone: they keep an order "
          "from being placed twice."],
-        ["estimate", "The cost of the row as you type it, from the Services tab's rates. "
+        ["estimate", "The cost of the row as you type it, from the Services tab's rates and prices "
+         "(a subscription: up to max per post, for posts + old_posts; without posts it has no bound). "
          f"Prepared for rows 2 to {layout.last_row}: copy it down for more rows."],
         ["Lists", "comments, usernames, hashtags, keywords and groups: one item per line inside the "
          "cell (Alt+Enter)."],

@@ -38,7 +38,6 @@ from sheetorders.template_xlsx import write_template
 from sheetorders.testing.panel_server import SERVICE_TYPES, PanelServer, default_catalog
 from sheetorders.testing.workbooks import read_sheet, write_config
 from sheetorders.validate import (
-    estimate_cost,
     parse_service_cell,
     same_target_key,
     service_name_warning,
@@ -266,6 +265,19 @@ def test_the_estimate_formula_uses_functions_every_spreadsheet_computes(workbook
     assert f'SUBSTITUTE({letter["comments"]}2,CHAR(10),"")' in formula
     for name in ("XLOOKUP", "LET(", "FILTER(", "LAMBDA", "TEXTSPLIT"):
         assert name not in formula
+    # Each way the pass prices an order, by the service's `price` (column N of Services).
+    price = "INDEX('Services'!$N:$N,MATCH("
+    assert f"IF({price}" in formula and '))="flat",' in formula
+    most, posts, old = (letter[name] for name in ("max", "posts", "old_posts"))
+    assert '))="per 1000 per post",' in formula
+    per_post = f"0))*IF({most}2=\"\",INDEX('Services'!$H:$H,"  # the row's max, else the service's
+    assert per_post in formula
+    assert (
+        f'/1000*IF({posts}2="",IF(IF({old}2="",0,{old}2)<1,1,IF({old}2="",0,{old}2)),'
+        f'{posts}2+IF({old}2="",0,{old}2))'
+    ) in formula
+    assert '))="per 1000, flat without quantity",' in formula  # a type the reference does not know
+    assert f'SUBSTITUTE({letter["usernames"]}2,CHAR(10),"")' in formula
     assert sheet.cell(1001, column).value == estimate_formula(layout_from_config(config), 1001)
     assert sheet.cell(1002, column).value is None
 
@@ -291,7 +303,9 @@ def test_the_services_tab_is_the_live_catalog(workbook_path):
         dripfeed = item.get("dripfeed")
         assert row["drip-feed"] == (None if dripfeed is None else "yes" if dripfeed else "no")
         assert row["key"] == str(item["service"])
-    assert by_id[18]["needs"] == "username, min, max, delay" and by_id[18]["price"] == "per 1000"
+    assert by_id[18]["needs"] == "username, min, max, delay" and by_id[18]["price"] == "per 1000 per post"
+    assert by_id[18]["units"] == "max per post × (posts + old_posts)"
+    assert (by_id[1]["price"], by_id[4]["price"], by_id[7]["price"]) == ("per 1000", "flat", "flat")
     assert by_id[6]["units"] == "lines of comments" and by_id[2]["optional"] is None
     assert by_id[1]["optional"] == "runs, interval"
 
@@ -347,38 +361,73 @@ def test_a_template_filled_with_a_row_per_type_passes_the_dry_run_then_is_placed
     assert workbook.sheetnames == ["Orders", "Services", "Help"]
 
 
-@pytest.mark.slow
-def test_the_estimate_is_recalculated_by_libreoffice_as_the_pass_prices_it(tmp_path, config):
-    """Only where LibreOffice is installed: it recalculates the sheet headless, and every row's
-    estimate is what the pass estimates for it (empty for a row the pass refuses)."""
+PIGEON = Service(
+    id="99", name="Carrier pigeons", type="Carrier Pigeon", category="Other", rate=Decimal("2.50"),
+    min=1, max=100, refill=False, cancel=False, dripfeed=None,
+)  # fmt: skip  # a type the reference does not know: priced per 1000, or flat without a quantity
+
+
+def estimate_rows() -> list[dict[str, Any]]:
+    """A row of every type, and the cases of each way of pricing."""
+    subscription = {"service": 18, "username": "someone", "min": 100, "max": 200, "delay": 0}
+    return [
+        *one_row_per_type(),
+        {"service": 2, "link": "https://x.example/a", "quantity": 500},
+        {"service": "1 - renamed", "link": "https://x.example/b", "quantity": 100, "runs": 5, "interval": 9},
+        {"service": 20, "link": "https://x.example/tiny", "quantity": 1000},  # rate 0.0123456
+        {**subscription, "posts": 5, "old_posts": 3},
+        {**subscription, "max": 150, "posts": 2},
+        {**subscription, "old_posts": 4},  # no posts: no bound; the pass counts old_posts' posts
+        subscription,  # no posts at all: one post's
+        {"service": 6, "link": "https://x.example/c", "comments": "a\nb\nc\nd\ne\nf"},
+        {"service": 10, "link": "https://x.example/d", "usernames": "\n".join(f"u{n}" for n in range(25))},
+        {"service": 99, "link": "https://x.example/e", "quantity": 40},
+        {"service": 99, "link": "https://x.example/f"},  # unknown type, no quantity: its rate
+        {"service": "99999 — gone", "link": "https://x.example/g", "quantity": 100},
+        {"service": 2, "link": "https://x.example/h"},  # no quantity: the pass refuses it
+    ]
+
+
+def recalculated(tmp_path: Path, path: Path) -> list[dict[str, str]]:
+    """The Orders tab as LibreOffice computes it headless: every cell's value, not as shown."""
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice is None:
         pytest.skip("LibreOffice is not installed")
-    layout = layout_from_config(config, rows=40)
-    rows = [*one_row_per_type(), {"service": 2, "link": "https://x.example/a", "quantity": 500}]
-    rows.append(
-        {"service": "1 - renamed", "link": "https://x.example/b", "quantity": 100, "runs": 5, "interval": 9}
-    )
-    rows.append({"service": "99999 — gone", "link": "https://x.example/c", "quantity": 100})
-    path = write_template(tmp_path / "calc.xlsx", layout, rows)
     done = subprocess.run(
         [soffice, "--headless", f"-env:UserInstallation=file://{tmp_path}/lo", "--convert-to",
-         "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir", str(tmp_path), str(path)],
+         "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false",
+         "--outdir", str(tmp_path), str(path)],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    with (tmp_path / "calc.csv").open(encoding="utf-8") as handle:
-        computed = list(csv.DictReader(handle))
-    catalogs = {"main": {s.id: s for s in CATALOG}}
+    with path.with_suffix(".csv").open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("by_panel", [False, True], ids=["one panel", "by panel"])
+def test_the_estimate_is_recalculated_by_libreoffice_as_the_pass_prices_it(tmp_path, by_panel):
+    """Only where LibreOffice is installed: it recalculates the sheet headless, and every row's
+    estimate is what the pass estimates for it (empty for a row the pass refuses), for every
+    type and way of pricing: per 1000, flat, lines counted, per post, a type the reference does
+    not know; looked up by ID or by panel and ID."""
+    services = {"main": [*CATALOG, PIGEON]}
+    rows = estimate_rows()
+    if by_panel:
+        services["backup"] = [replace(s, rate=s.rate * 3) for s in services["main"]]
+        rows = [{**row, "panel": "backup"} if n % 2 else row for n, row in enumerate(rows)]
+    layout = plan_layout(listed_services(services), "main", rows=len(rows) + 5)
+    assert layout.by_panel == by_panel
+    computed = recalculated(tmp_path, write_template(tmp_path / "calc.xlsx", layout, rows))
+    catalogs = {panel: {s.id: s for s in listed} for panel, listed in services.items()}
     for number, row in enumerate(rows, start=2):
         shown = computed[number - 2]["estimate"]
         outcome = validate_row(number, row, catalogs, "main")
         if isinstance(outcome, list):
-            assert shown == "", (row, shown)
+            assert shown == "", (row, shown, [str(p) for p in outcome])
             continue
-        runs = outcome.fields.get("runs")
-        expected = estimate_cost(outcome.service, outcome.quantity, runs if isinstance(runs, int) else None)
-        assert Decimal(shown) == expected, (row, shown, expected)
+        assert Decimal(shown) == outcome.estimated_cost, (row, shown, outcome.estimated_cost)
+    assert all(computed[n - 2]["estimate"] == "" for n in range(len(rows) + 2, layout.last_row + 1))
 
 
 # --- the service cell ----------------------------------------------------------------------
