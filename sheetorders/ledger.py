@@ -193,6 +193,15 @@ class Ledger:
         self._store.set_meta(COMPACTED_AT, _stamped(now))
         return done
 
+    def due(self, what: str, now: datetime, every: timedelta) -> bool:
+        """Whether `what` is due: never before, or last due `every` or longer before `now` (or
+        after it: a clock set back); if so, `now` is remembered as its last time (meta table)."""
+        key, last = f"due:{what}", self._store.get_meta(f"due:{what}")
+        if last is not None and now - every < _parsed(last) <= now:
+            return False
+        self._store.set_meta(key, _stamped(now))
+        return True
+
 
 def _finished_requests(db: sqlite3.Connection, older_than: str) -> list[sqlite3.Row]:
     """Requests last changed before `older_than`, shown in the sheet, resolved, and not a refill

@@ -56,6 +56,7 @@ from sheetorders.rows import (
 from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.stopping import StopSignal
+from sheetorders.template import SERVICES_REFRESH_EVERY, SERVICES_TAB, refresh_services_tab
 from sheetorders.writeback import cells_to_check, write_back
 
 log = logging.getLogger("sheetorders.pipeline")
@@ -188,8 +189,22 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         work.report.failure = JournalError(_journal_failure_message(work))
     else:
         _remember_approvals(work, plan)
+        _keep_services_current(work, catalogs)
         _remember_if_idle(work, backend, read, plan)
     return work.report
+
+
+def _keep_services_current(work: _Pass, catalogs: Catalogs) -> None:
+    """A template's Services tab brought up to date with the catalogs this pass loaded, at most
+    once an hour, after the write-back (before the idle stamp, which then covers it); a failure
+    is a notice: what was placed is journaled and written back already."""
+    if not catalogs or work.options.stopping:
+        return
+    try:
+        if work.journal.ledger.due(f"services:{work.key}", work.options.clock(), SERVICES_REFRESH_EVERY):
+            refresh_services_tab(work.sheet.source, work.config.google, catalogs)
+    except Exception as error:  # any failure of that tab's read or write: never the pass's
+        work.report.notices.append(f"the {SERVICES_TAB} tab was not brought up to date: {error}")
 
 
 def _nothing_to_do(work: _Pass, backend: SheetBackend) -> bool:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sheetorders.app import list_services
 from sheetorders.cells import Cell, cell_text
 from sheetorders.columns import ACTION_COLUMN, APPROVAL_COLUMN, ORDER_FIELDS, OUTPUT_COLUMNS
 from sheetorders.config import Config
@@ -39,6 +39,7 @@ from sheetorders.workbook import TYPE_FIELDS
 ORDERS_TAB = "Orders"
 SERVICES_TAB = "Services"
 HELP_TAB = "Help"
+SERVICES_REFRESH_EVERY = timedelta(hours=1)  # how often a pass brings the Services tab up to date
 DEFAULT_ROWS = 1000  # rows prepared (estimate formula, validations, colours) below the header
 
 INPUT, OUTPUT, COMPUTED, OWN = "input", "output", "computed", "own"
@@ -269,6 +270,8 @@ def layout_from_config(
     """The layout for the live catalogs of the configured panels (or `panel`), narrowed to a
     category and a type. Rows with no panel use the panel of the sheet `source` names in the
     config (else the first sheet's, else the first panel). A panel that fails raises its error."""
+    from sheetorders.app import list_services  # here: app imports the pass, which imports this module
+
     results = list_services(config, panel)
     catalogs: dict[str, list[Service]] = {}
     for name, result in results.items():
@@ -655,25 +658,31 @@ def refreshed_services(table: SheetTable, catalogs: Mapping[str, Mapping[str, Se
     """The cells that bring a template's Services tab, as read, up to date with the catalogs
     (panel -> service ID -> Service): the current name, rate, limits, flags and dropdown entry
     of each service it lists; a service gone from its catalog loses its row (the rows below
-    move up, the last ones are cleared). Services new to a catalog are not added: the service
-    dropdown lists the rows the template was made with (`sheetorders template` again for those).
-    Nothing for a tab that is current, or that is not a template's Services tab."""
+    move up, the last ones are cleared). The rows of a panel whose catalog is not given stay as
+    they are. Services new to a catalog are not added: the service dropdown lists the rows the
+    template was made with (`sheetorders template` again for those). Nothing for a tab that is
+    current, or that is not a template's Services tab."""
     headers = [cell_text(h) for h in table.headers]
     if tuple(headers[: len(SERVICES_HEADERS)]) != SERVICES_HEADERS:
         return []
+    width = len(SERVICES_HEADERS)
     panel_at, id_at, key_at = (SERVICES_HEADERS.index(name) for name in ("panel", "id", "key"))
     by_panel = any("|" in cell_text(row[key_at]) for row in table.rows if len(row) > key_at)
-    kept: list[Listed] = []
+    wanted: list[list[Cell]] = []
     for row in table.rows:
-        cells = [*row, *[None] * len(SERVICES_HEADERS)]
-        service = catalogs.get(cell_text(cells[panel_at]), {}).get(cell_text(cells[id_at]))
+        cells = [*row, *[None] * width][:width]
+        panel = cell_text(cells[panel_at])
+        if panel not in catalogs:
+            if any(cell is not None for cell in cells):
+                wanted.append(cells)  # nothing to compare it with in this pass
+            continue
+        service = catalogs[panel].get(cell_text(cells[id_at]))
         if service is not None:
-            kept.append(Listed(cell_text(cells[panel_at]), service))
-    default = "" if by_panel else (kept[0].panel if kept else "")
-    wanted = services_table(Layout((), tuple(kept), default))[1:]
+            listed = Listed(panel, service)
+            wanted += services_table(Layout((), (listed,), "" if by_panel else panel))[1:]
     writes: list[CellWrite] = []
     for index in range(max(len(wanted), len(table.rows))):
-        new = wanted[index] if index < len(wanted) else [None] * len(SERVICES_HEADERS)
+        new = wanted[index] if index < len(wanted) else [None] * width
         old = table.rows[index] if index < len(table.rows) else []
         for column, value in enumerate(new):
             current = old[column] if column < len(old) else None

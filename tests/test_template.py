@@ -539,6 +539,19 @@ def test_the_services_tab_is_brought_up_to_date_with_the_catalog(workbook_path, 
     assert str(sheet.cell(2, orders_headers(sheet).index("estimate") + 1).value).startswith("=IF(")
 
 
+def test_the_rows_of_a_panel_whose_catalog_is_not_given_stay_as_they_are(tmp_path):
+    backup = [replace(s, rate=s.rate * 2) for s in CATALOG[:3]]
+    layout = plan_layout(listed_services({"main": CATALOG[:3], "backup": backup}), "main", rows=10)
+    path = write_template(tmp_path / "two.xlsx", layout)
+    before = list(load_workbook(path)["Services"].values)
+    cheaper = {s.id: replace(s, rate=Decimal("0.50")) for s in CATALOG[:3] if s.id != "1"}
+    assert refresh_services_tab(str(path), {}, {"main": cheaper}) > 0  # backup's catalog: not loaded
+    after = list(load_workbook(path)["Services"].values)
+    assert [row[16] for row in after[1:]] == ["main|2", "main|3", "backup|1", "backup|2", "backup|3", None]
+    assert after[3:6] == before[4:7]  # backup's rows, as they were (moved up one)
+    assert [Decimal(str(row[5])) for row in after[1:3]] == [Decimal("0.50")] * 2
+
+
 def test_refreshing_a_sheet_without_a_services_tab_does_nothing(tmp_path):
     path = build_order_workbook(tmp_path / "plain.xlsx")
     before = path.read_bytes()
