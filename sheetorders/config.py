@@ -58,6 +58,9 @@ class PanelConfig:
     read_timeout: float = 30.0
     attempts: int = 5
     budget: Budget | None = None
+    probe: bool = True  # settle ambiguous orders by the order IDs around them (probe.py)
+    probe_grace: float = 60.0  # seconds a timed-out request may still be worked on by the panel
+    idempotency_field: str | None = None  # the `add` field that carries a client key
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class SheetConfig:
     name: str | None = None
     budget: Budget | None = None
     approval: bool | None = None  # None: as the config's `approval`
+    summary_tab: str | None = None  # a tab sheetorders keeps with this sheet's spend per day and status
+    summary_tab: str | None = None  # a tab sheetorders keeps with this sheet's spend per day and status
 
     @property
     def journal_key(self) -> str:
@@ -441,6 +446,9 @@ def _build_panels(raw_panels: Mapping[Any, Any]) -> dict[str, PanelConfig]:
             read_timeout=float(timeout.get("read", 30.0)),
             attempts=int(raw.get("attempts", 5)),
             budget=_budget(raw.get("budget"), None, f"panels.{name}.budget"),
+            probe=bool(raw.get("probe", True)),
+            probe_grace=float(raw.get("probe_grace", 60.0)),
+            idempotency_field=raw.get("idempotency_field") or None,
         )
     return panels
 
@@ -474,6 +482,8 @@ def _build_sheets(
                 name=raw.get("name"),
                 budget=_budget(raw.get("budget"), path, f"{prefix}.budget"),
                 approval=raw.get("approval"),
+                summary_tab=raw.get("summary_tab"),
+                summary_tab=raw.get("summary_tab"),
             )
         )
     return sheets

@@ -8,10 +8,13 @@ means comes from `outcomes.OUTCOMES`. Results come back as values (`Placement`,
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
 from sheetorders.journal import Journal, JournalRequest, OrderDetails
@@ -47,6 +50,7 @@ class Placement:
 
 
 STOPPED = "not sent: sheetorders was stopped before sending it; the next run places it"
+KEYED_ATTEMPTS = 4  # sends of one add under one idempotency key, when the answers are unclear
 NO_JOURNAL = "not sent: the journal could not record it; the next run places it"
 
 
@@ -66,6 +70,9 @@ class OrderSender:
     stop: StopSignal | None = None
     now: Callable[[], str] = utc_now  # the time an order leaves, as the journal stores it
     currency: Callable[[str], str] = lambda panel: ""  # a panel's currency, for the history
+    idempotency_field: Callable[[str], str | None] = lambda panel: None  # a panel's client-key field
+    resend: frozenset[str] = frozenset()  # unresolved refs to send again under their key
+    sleep: Callable[[float], None] = time.sleep
     journal_failure: JournalError | None = None
     _done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,49 +126,89 @@ class OrderSender:
                 self.on_progress(self._done, total)
 
     def _place(self, client: PanelClient, order: PlannedOrder, stop: threading.Event) -> Placement:
-        row, request = order.row, order.request
+        row = order.row
         ref = row.ref or self.journal.new_ref()
         try:
-            self.journal.begin_add(
-                ref=ref,
-                sheet=self.sheet_key,
-                fingerprint=fingerprint(row),
-                panel=request.panel,
-                service=request.service.id,
-                link=order_target(request.fields) or None,
-                row_number=row.number,
-                estimated_cost=str(request.estimated_cost),
-                sent_at=self.now(),
-                details=OrderDetails(request.service.name, request.quantity, self.currency(request.panel)),
-            )
+            if ref in self.resend:
+                self.journal.resend(ref)
+            else:
+                self._begin(order, ref)
         except JournalError as error:
             self._journal_failed(error)
             return Placement(order, journal_error=error, not_sent=NO_JOURNAL)
         row.assign_ref(ref)
         reason = self._halted()  # asked while the journal was writing
         if reason:
-            self._record(ref, EntryState.NOT_SENT, error=reason)
+            if ref in self.resend:  # its first sending may still have made an order
+                self._record(ref, EntryState.AMBIGUOUS, error=f"sent before without a clear answer; {reason}")
+            else:
+                self._record(ref, EntryState.NOT_SENT, error=reason)
             return Placement(order, ref, not_sent=reason)
         try:
-            order_id = client.add(request.service.id, request.fields)
+            order_id = self._add(client, order, ref)
         except PanelError as error:
             return self._failed(order, ref, error, stop)
         # The sheet is the other place the ID is kept: set it first, whatever the journal says.
         row.record_order(order_id)
         return Placement(order, ref, order_id, journal_error=self._record(ref, EntryState.ACCEPTED, order_id))
 
+    def _begin(self, order: PlannedOrder, ref: str) -> None:
+        row, request = order.row, order.request
+        self.journal.begin_add(
+            ref=ref,
+            sheet=self.sheet_key,
+            fingerprint=fingerprint(row),
+            panel=request.panel,
+            service=request.service.id,
+            link=order_target(request.fields) or None,
+            row_number=row.number,
+            estimated_cost=str(request.estimated_cost),
+            sent_at=self.now(),
+            details=OrderDetails(request.service.name, request.quantity, self.currency(request.panel)),
+        )
+
+    def _add(self, client: PanelClient, order: PlannedOrder, ref: str) -> str:
+        """Send the add; to a panel that takes a client key, with the ref as its key, and sent
+        again under that key while the answer is unclear (the panel answers a key it has seen
+        with the order it made for it), unless a stop was asked for meanwhile."""
+        request = order.request
+        key_field = self.idempotency_field(request.panel)
+        if key_field is None:
+            return client.add(request.service.id, request.fields)
+        retrying = Retrying(
+            stop=stop_after_attempt(KEYED_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.5, max=4),
+            retry=retry_if_exception(lambda error: isinstance(error, AmbiguousOrder) and not self._halted()),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return retrying(client.add, request.service.id, {**request.fields, key_field: ref})
+
     def _record(
-        self, ref: str, state: EntryState, order_id: str | None = None, error: str | None = None
+        self,
+        ref: str,
+        state: EntryState,
+        order_id: str | None = None,
+        error: str | None = None,
+        lingers: bool = False,
     ) -> JournalError | None:
         """Journal an answer; a journal that cannot is remembered, and stops the sending."""
         try:
-            self.journal.finish_add(ref, state, order_id=order_id, error=error)
+            self.journal.finish_add(ref, state, order_id=order_id, error=error, lingers=lingers)
         except JournalError as failure:
             self._journal_failed(failure)
             return failure
         return None
 
     def _failed(self, order: PlannedOrder, ref: str, error: PanelError, stop: threading.Event) -> Placement:
+        if ref in self.resend and not isinstance(error, AmbiguousOrder):
+            # A refusal of the second sending says nothing of what the first one made.
+            error = AmbiguousOrder(
+                f"sent again under its key, the panel answered {error.message!r}; the first sending "
+                "may have made an order",
+                panel=error.panel,
+                action=error.action,
+            )
         outcome = outcome_of(error)
         placement = Placement(order, ref, error=error)
         row = order.row
@@ -169,7 +216,8 @@ class OrderSender:
             placement.newly_uncertain = row.mark_uncertain(error.message, utc_now())
         elif outcome.row_status is not None:
             row.mark(outcome.row_status, outcome.row_message.format(message=error.message))
-        placement.journal_error = self._record(ref, outcome.add_state, error=error.message)
+        lingers = isinstance(error, AmbiguousOrder) and error.lingers
+        placement.journal_error = self._record(ref, outcome.add_state, error=error.message, lingers=lingers)
         if outcome.stops_panel:
             placement.stopped_panel = not stop.is_set()
             stop.set()

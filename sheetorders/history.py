@@ -32,7 +32,8 @@ COLUMNS = (
     "cost",
     "cost_is_estimate",
 )
-GROUPS = ("day", "week", "month", "panel", "sheet", "service")
+GROUPS = ("day", "week", "month", "panel", "sheet", "service", "status")
+NO_STATUS = "(no status yet)"  # an order the panel has not reported on
 
 
 def parse_when(text: str, now: datetime) -> datetime:
@@ -138,11 +139,13 @@ def _group(order: Order, by: str) -> str:
         return sheet_name(order.entry.sheet)
     if by == "service":
         return f"{order.entry.service} {order.entry.service_name}".strip()
+    if by == "status":
+        return order.entry.status or NO_STATUS
     return order.entry.panel
 
 
 def summary(orders: Sequence[Order], by: str = "day") -> list[dict[str, Any]]:
-    """Spend per day (or week, month, panel, sheet, service), with a total line last."""
+    """Spend per day (or week, month, panel, sheet, service, status), with a total line last."""
     if by not in GROUPS:
         raise UsageError(f"--by {by!r}: give one of {', '.join(GROUPS)}")
     groups: dict[str, list[Order]] = defaultdict(list)

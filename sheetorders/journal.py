@@ -192,6 +192,22 @@ class ProbeRecord:
 
 
 @dataclass(frozen=True)
+class UnresolvedAdd:
+    """An add that may or may not have created an order, as a person needs it to settle it."""
+
+    ref: str
+    sheet: str
+    panel: str
+    service: str
+    link: str
+    row_number: int | None
+    estimated_cost: str
+    sent_at: str
+    error: str
+    probe_note: str
+
+
+@dataclass(frozen=True)
 class JournalRequest:
     id: int
     sheet: str
@@ -397,6 +413,40 @@ class Journal:
             (panel, ACCEPTED, *UNRESOLVED_STATES),
         )
         return [_probe_record(row) for row in found]
+
+    def probe_off(self, panel: str) -> str | None:
+        """Why the order-ID probe is turned off for `panel`, if it is."""
+        return self._store.get_meta(f"probe_off:{panel}")
+
+    def set_probe_off(self, panel: str, reason: str | None) -> None:
+        self._store.set_meta(f"probe_off:{panel}", reason)
+
+    def unresolved(self, sheet: str | None = None) -> list[UnresolvedAdd]:
+        """Every add (of one sheet, or all) that may or may not have created an order, oldest
+        first, with what the probe found of it."""
+        states = ", ".join("?" * len(UNRESOLVED_STATES))
+        found = self._store.query(
+            f"""SELECT ref, sheet, panel, service, link, row_number, estimated_cost, sent_at, created_at,
+                      error, probe_note FROM rows WHERE state IN ({states})"""
+            + (" AND sheet = ?" if sheet is not None else "")
+            + " ORDER BY COALESCE(sent_at, created_at), ref",
+            (*UNRESOLVED_STATES, *([sheet] if sheet is not None else [])),
+        )
+        return [
+            UnresolvedAdd(
+                ref=row["ref"],
+                sheet=row["sheet"],
+                panel=row["panel"],
+                service=row["service"],
+                link=row["link"] or "",
+                row_number=row["row_number"],
+                estimated_cost=row["estimated_cost"] or "",
+                sent_at=row["sent_at"] or row["created_at"],
+                error=row["error"] or "",
+                probe_note=row["probe_note"] or "",
+            )
+            for row in found
+        ]
 
     def _finish(
         self,

@@ -37,6 +37,7 @@ from sheetorders.plan import (
     Catalogs,
     Limits,
     Plan,
+    PlannedOrder,
     Proposal,
     make_plan,
     plan_actions,
@@ -53,6 +54,7 @@ from sheetorders.rows import (
     read_sheet,
     rows_from_table,
 )
+from sheetorders.settle import Settlement, settle, show, uncertain_rows
 from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.stopping import StopSignal
@@ -107,6 +109,9 @@ class _Pass:
     refused: dict[str, dict[str, str]] = field(default_factory=dict)  # panel -> service ID -> why
     stopped_by: dict[str, str] = field(default_factory=dict)  # panel -> the answer that stopped its orders
     lost: list[SheetRow] = field(default_factory=list)  # rows the write-back could not find again
+    resend: set[str] = field(default_factory=set)  # unresolved refs sent again under their key
+    placed_again: dict[str, str] = field(default_factory=dict)  # ref -> how its absence was proven
+    newly_uncertain: set[str] = field(default_factory=set)  # refs that became Uncertain in this pass
 
     @property
     def sending(self) -> bool:
@@ -157,6 +162,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     owner = _owner(work, backend)
     approval = Approval(work.journal.approvals.seen(work.key)) if work.needs_approval else None
     _reconcile(work, read.rows, approval.seen if approval else {})
+    _settle_before(work, read.rows)
     catalogs = _load_catalogs(work, _panels_needed(work, read.rows))
     plan = make_plan(
         read.rows,
@@ -177,13 +183,15 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         return work.report
     if plan.orders or any(row.action for row in read.rows):
         _ready_to_send(work, backend, read, owner)
-    _place(work, plan)
+    _place(work, plan.orders)
+    _settle_after(work, read.rows, plan.orders)
     if work.sending:  # else: write back what was placed, without asking more
         try:
             _actions(work, read.rows, catalogs)
             _refresh(work, read.rows, known)
         except JournalError as error:  # what was placed is written back all the same
             work.journal_failure = error
+    work.report.add(Tally.STILL_UNCERTAIN, len(uncertain_rows(read.rows)))
     _write_back(work, backend, read)
     if work.journal_failure is not None:
         work.report.failure = JournalError(_journal_failure_message(work))
@@ -228,6 +236,7 @@ def _remember_if_idle(work: _Pass, backend: SheetBackend, read: SheetRead, plan:
         or (report.problems and report.exit_code != ExitCode.OK)
         or journal.open_orders(work.key)
         or journal.open_refills(work.key)
+        or journal.unresolved(work.key)  # a later order on the panel may settle them
     )
     journal.ledger.set_idle_stamp(work.key, backend.content_stamp() if idle else None)
 
@@ -367,6 +376,83 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
             spend.currency = balance.currency
 
 
+# --- settling what may have been placed ------------------------------------------------
+
+SETTLE_ROUNDS = 3  # settle, place again what was proven absent, settle what that left
+
+
+def _settle_before(work: _Pass, rows: list[SheetRow]) -> None:
+    """Rows left Uncertain by earlier passes: sent again under their key (a panel that takes
+    one), or settled from the order IDs around them; a row proven absent is placed in this pass."""
+    uncertain = [] if work.options.dry_run else uncertain_rows(rows)
+    if not uncertain:
+        return
+    for row in uncertain:
+        entry = work.journal.get(row.ref)
+        panel = work.config.panels.get(entry.panel) if entry else None
+        if entry and panel and panel.idempotency_field and entry.state == EntryState.AMBIGUOUS:
+            if entry.fingerprint == fingerprint(row):
+                work.resend.add(row.ref)
+                row.mark(None, None)
+            else:
+                row.mark(
+                    RowStatus.UNCERTAIN,
+                    "edited since it was sent without a clear answer: it cannot be sent again under "
+                    "the same key. Check the panel: type the order's ID in order_id, or retry in status",
+                )
+    _settle_rows(work, rows)
+
+
+def _settle_after(work: _Pass, rows: list[SheetRow], orders: list[PlannedOrder]) -> None:
+    """Once this pass's orders bound their windows: settle the Uncertain rows, and place again
+    (once) those proven never made; a few rounds, as placing them again bounds the others."""
+    if work.options.dry_run or not orders:
+        return
+    planned = {id(order.row): order for order in orders}
+    for _ in range(SETTLE_ROUNDS):
+        if not work.sending:
+            return
+        absent = _settle_rows(work, rows)
+        again = [planned[id(row)] for row in absent if id(row) in planned]
+        for row in absent:
+            if id(row) not in planned:  # planned in a later pass, with its row's checks
+                row.note(f"{row.text('error')}; the next pass places it")
+        if not again:
+            return
+        _place(work, again)
+
+
+def _settle_rows(work: _Pass, rows: list[SheetRow]) -> list[SheetRow]:
+    """Settle what can be of the journal's ambiguous adds on these rows' panels; the rows
+    proven absent (their status cleared, to be placed)."""
+    uncertain = [row for row in uncertain_rows(rows) if row.ref not in work.resend]
+    if not uncertain or not work.sending:
+        return []
+    names = {row.panel_name(work.default_panel) for row in uncertain}
+    work.asked_after_read = True
+    settlement = settle(work.journal, work.panels, work.config, names)
+    _count_settlement(work, settlement)
+    shown = show(settlement, uncertain)
+    for row in shown.found:
+        work.written_refs.add(row.ref)
+    for row in shown.absent:
+        work.placed_again[row.ref] = settlement.notes[row.ref]
+    return shown.absent
+
+
+def _count_settlement(work: _Pass, settlement: Settlement) -> None:
+    report = work.report
+    for ref in (*settlement.found, *settlement.absent):
+        if ref in work.newly_uncertain:  # no new problem after all
+            work.newly_uncertain.discard(ref)
+            report.add(Tally.UNCERTAIN, -1)
+    report.add(Tally.FOUND, len(settlement.found))
+    report.add(Tally.PROVEN_ABSENT, len(settlement.absent))
+    report.notices.extend(settlement.notices)
+    for panel, error in settlement.failures.items():
+        report.notices.append(f"panel {panel!r}: the order-ID search could not ask it ({error.message})")
+
+
 # --- execute --------------------------------------------------------------------------
 
 
@@ -403,8 +489,8 @@ def _hold(work: _Pass, row: SheetRow, reason: str) -> None:
     work.report.add(Tally.HELD_BACK)
 
 
-def _place(work: _Pass, plan: Plan) -> None:
-    work.asked_after_read |= bool(plan.orders)
+def _place(work: _Pass, orders: list[PlannedOrder]) -> None:
+    work.asked_after_read |= bool(orders)
     sender = OrderSender(
         work.journal,
         work.panels,
@@ -414,10 +500,12 @@ def _place(work: _Pass, plan: Plan) -> None:
         work.options.stop,
         lambda: stamp(work.options.clock()),
         lambda panel: balance.currency if (balance := work.report.balances.get(panel)) else "",
+        lambda panel: work.config.panel(panel).idempotency_field,
+        frozenset(work.resend),
     )
-    for placement in sender.send(plan.orders):
+    for placement in sender.send(orders):
         _count_placement(work, placement)
-    work.journal_failure = sender.journal_failure
+    work.journal_failure = work.journal_failure or sender.journal_failure
 
 
 def _count_placement(work: _Pass, placement: Placement) -> None:
@@ -430,6 +518,8 @@ def _count_placement(work: _Pass, placement: Placement) -> None:
     elif placement.order_id is not None:
         report.add(Tally.ORDERED)
         work.placed.append((row.number, placement.order_id))
+        if placement.ref in work.placed_again:
+            row.note(work.placed_again.pop(placement.ref))
         if placement.journal_error is not None:
             report.problems.append(
                 f"row {row.number}: order {placement.order_id} placed, {placement.journal_error}"
@@ -471,6 +561,8 @@ def _refused(work: _Pass, placement: Placement, error: PanelError) -> None:
         )
     elif not isinstance(error, AmbiguousOrder) or placement.newly_uncertain:
         report.add(outcome.tally)
+        if isinstance(error, AmbiguousOrder):
+            work.newly_uncertain.add(placement.ref)
     if outcome.panel_failed:
         report.panel_failed(panel, error)
     if outcome.problem:

@@ -27,6 +27,9 @@ class Tally(TextEnum):
     NEEDS_APPROVAL = "needs_approval"  # valid rows waiting for a yes in `approved`
     NEWLY_HELD = "newly_held"  # valid rows that became Held in this pass (funds, a budget, max_spend)
     RECOVERED = "recovered"  # orders placed earlier whose ID reached the sheet only now
+    FOUND = "found"  # Uncertain rows whose order the order-ID search found
+    PROVEN_ABSENT = "proven_absent"  # Uncertain rows proven never made: placed again
+    STILL_UNCERTAIN = "still_uncertain"  # rows Uncertain when the pass ended
     REFRESHED = "refreshed"
     REFILLS = "refills"
     CANCELS = "cancels"
@@ -78,6 +81,9 @@ class PassReport:
     newly_held = _Count(Tally.NEWLY_HELD)
     needs_approval = _Count(Tally.NEEDS_APPROVAL)
     recovered = _Count(Tally.RECOVERED)
+    found = _Count(Tally.FOUND)
+    proven_absent = _Count(Tally.PROVEN_ABSENT)
+    still_uncertain = _Count(Tally.STILL_UNCERTAIN)
     refreshed = _Count(Tally.REFRESHED)
     refills = _Count(Tally.REFILLS)
     cancels = _Count(Tally.CANCELS)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from copy import copy
 from datetime import datetime
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from openpyxl import load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -84,6 +84,7 @@ class ExcelBackend(LocalFileBackend):
         self._workbook: Workbook | None = None
         self._sheet: Worksheet | None = None
         self._header_count = 0
+        self._before_save: list[Callable[[Workbook], None]] = []
 
     def read(self) -> SheetTable:
         stamp, data = read_unlocked(self.path)
@@ -245,6 +246,38 @@ class ExcelBackend(LocalFileBackend):
             self._header_count,
             max((w.column for w in cells if w.row == 1 and w.value is not None), default=0),
         )
+
+    @property
+    def tab_title(self) -> str:
+        """The title of this backend's tab, as the workbook spells it."""
+        if self._sheet is None:
+            self.read()
+        assert self._sheet is not None
+        return self._sheet.title
+
+    def tab(self, title: str) -> Worksheet | None:
+        """Another worksheet of the workbook as last read (tab names count without their case);
+        None when there is none of that name."""
+        if self._workbook is None:
+            self.read()
+        assert self._workbook is not None
+        found = next((s for s in self._workbook.worksheets if s.title.casefold() == title.casefold()), None)
+        return found if isinstance(found, Worksheet) else None
+
+    def before_save(self, prepare: Callable[[Workbook], None]) -> None:
+        """Have `prepare` change the workbook right before every later save of this backend (the
+        pass's write-back, `save`): another tab the tool keeps goes out in the same save."""
+        self._before_save.append(prepare)
+
+    def save(self) -> None:
+        """Save the workbook as it is (what `before_save` prepares), writing no cell of this tab."""
+        self.write([])
+
+    def _save(self, write: Callable[[IO[bytes]], object]) -> None:
+        if self._workbook is not None:
+            for prepare in self._before_save:
+                prepare(self._workbook)
+        super()._save(write)
 
     def close(self) -> None:
         self._workbook = self._sheet = None

@@ -514,6 +514,7 @@ class GoogleSheetsBackend(SheetBackend):
         self._last: SheetTable | None = None
         self._fresh: tuple[float, SheetTable] | None = None
         self._meta: dict[str, Any] | None = None  # the metadata read since the last read()
+        self._after_write: list[Callable[[], None]] = []
 
     @property
     def description(self) -> str:
@@ -864,6 +865,9 @@ class GoogleSheetsBackend(SheetBackend):
                     block.put_into(self._last)
         if guard.moved:
             self._last = None  # the caller's row numbers are out of date: changed_since_read says so
+        jobs, self._after_write = self._after_write, []
+        for job in jobs:
+            job()
         if lost:
             rows = sorted(lost)
             which, verb = (
@@ -896,6 +900,35 @@ class GoogleSheetsBackend(SheetBackend):
         finally:
             http.last_attempts = int(retrying.statistics.get("attempt_number", 1))
         return lost
+
+    def after_write(self, job: Callable[[], None]) -> None:
+        """Have `job` run once, right after the next `write` has sent its cells: another tab the
+        tool keeps is written after this tab's results, never before them."""
+        self._after_write.append(job)
+
+    def other_tab(self, title: str) -> GoogleSheetsBackend:
+        """A backend for another tab of the same spreadsheet, over this one's connection (no second
+        sign-in). Close this one, not it."""
+        other = GoogleSheetsBackend(self.source, title, self.options, sleep=self._sleep)
+        other._http, other._who = self._client(), self._who
+        return other
+
+    @property
+    def tab_title(self) -> str:
+        """The title of this backend's tab (the first one when none was named)."""
+        return self._tab_name()
+
+    def add_tab(self) -> bool:
+        """Create this backend's tab (its `worksheet`) unless the spreadsheet has one of that name:
+        one metadata read, and one spreadsheets:batchUpdate when it must be added (True)."""
+        title = self.worksheet or ""
+        tabs = [str(s["properties"]["title"]) for s in self._metadata().get("sheets", [])]
+        if any(tab.casefold() == title.casefold() for tab in tabs):
+            return False
+        request = {"addSheet": {"properties": {"title": title}}}
+        self._call("add a tab", self._client().batch_update, self.key, {"requests": [request]})
+        self._meta = None
+        return True
 
     def _grow(self, rows: int, columns: int) -> None:
         """Add rows/columns to the tab's grid so that (rows, columns) fits (Google does not)."""

@@ -6,6 +6,12 @@ balance and calls per action, moves orders along on a simulated clock, and can i
 end, recorded replies of a CDN in front of a panel), either at random or
 deterministically with `Faults.queue`.
 
+Like a real panel, it gives order IDs from one sequence shared with its other customers
+(`other_customers`: how many of their orders come between two of ours, on average) and
+answers `status` only for the key's own orders (`Incorrect order ID` for the others), unless
+it is told to leak them (`leaks_statuses`). `idempotency_field` makes `add` honour a client
+key: the same key with the same fields gets the same answer and places nothing more.
+
 Run it standalone with `python -m sheetorders.testing.panel_server --port 8000`.
 """
 
@@ -102,6 +108,7 @@ ERR_REFILL_SERVICE = "Refill not available for this service"
 ERR_REFILL_NOT_COMPLETED = "Order is not completed"
 ERR_REFILL_ACTIVE = "Refill is already in progress for this order"
 ERR_CANCEL_SERVICE = "Cancel not available for this service"
+ERR_KEY_REUSED = "This request ID was used for another order"
 
 _LINK = re.compile(r"https?://\S+", re.IGNORECASE)
 _Q7 = Decimal("0.0000001")
@@ -447,7 +454,8 @@ class Ledger:
     def __init__(self, balance: Decimal) -> None:
         self.lock = threading.RLock()
         self.balance = Decimal(balance)
-        self.orders: dict[str, LedgerOrder] = {}
+        self.orders: dict[str, LedgerOrder] = {}  # the key's own orders
+        self.others: dict[str, LedgerOrder] = {}  # other customers' orders, from the same ID sequence
         self.refills: dict[str, LedgerRefill] = {}
         self.calls: Counter[str] = Counter()
         self.in_flight = 0
@@ -479,8 +487,15 @@ class PanelServer(ServedInBackground):
         port: int = 0,
         error_http_status: int = 200,
         tls: ssl.SSLContext | None = None,
+        other_customers: float = 0.0,
+        leaks_statuses: bool = False,
+        idempotency_field: str | None = None,
     ) -> None:
-        """`tls`: serve HTTPS with this (server-side) context instead of plain HTTP."""
+        """`tls`: serve HTTPS with this (server-side) context instead of plain HTTP.
+        `other_customers`: the mean number of other customers' orders placed between two of
+        ours (their IDs come from the same sequence); `leaks_statuses`: `status` answers for
+        their orders too, as a broken panel would; `idempotency_field`: the `add` field that
+        carries a client key (e.g. "request_id")."""
         if profile not in ("standard", "alt"):
             raise ValueError("profile must be 'standard' or 'alt'")
         self.key = key
@@ -493,6 +508,10 @@ class PanelServer(ServedInBackground):
         self.host = host
         self.error_http_status = error_http_status
         self.tls = tls
+        self.other_customers = other_customers
+        self.leaks_statuses = leaks_statuses
+        self.idempotency_field = idempotency_field
+        self._answered_keys: dict[str, tuple[tuple[tuple[str, str], ...], tuple[int, Any]]] = {}
         self.ledger = Ledger(Decimal(balance))
         self._requested_port = port
         self._services = {str(s["service"]).strip(): s for s in self.catalog}
@@ -616,6 +635,19 @@ class PanelServer(ServedInBackground):
         return 200, {"balance": _money(self.ledger.balance), "currency": self.currency}
 
     def _add(self, form: dict[str, str]) -> tuple[int, Any]:
+        """An `add`; with a client key, the answer given to that key before, if any."""
+        client_key = form.get(self.idempotency_field or "", "").strip() if self.idempotency_field else ""
+        if not client_key:
+            return self._new_order(form)
+        fields = tuple(sorted((k, v) for k, v in form.items() if k != "key"))
+        seen = self._answered_keys.get(client_key)
+        if seen is not None:
+            return seen[1] if seen[0] == fields else self._error(ERR_KEY_REUSED)
+        answer = self._new_order(form)
+        self._answered_keys[client_key] = (fields, answer)
+        return answer
+
+    def _new_order(self, form: dict[str, str]) -> tuple[int, Any]:
         """Validate an order as a real panel does, then charge it and put it on the ledger."""
         try:
             service, stype, link = self._add_target(form)
@@ -662,8 +694,41 @@ class PanelServer(ServedInBackground):
             raise _Refused(ERR_LINK)
         return service, stype, link
 
+    def _others_order(self) -> None:
+        """Other customers' orders, placed since our last one: they take IDs of the sequence."""
+        if self.other_customers <= 0:
+            return
+        keep_going = self.other_customers / (1 + self.other_customers)  # a geometric count, that mean
+        while True:
+            with self._rng_lock:
+                if self._rng.random() >= keep_going:
+                    return
+                quantity = self._rng.choice((100, 250, 500, 1000, 2000))
+                rate = Decimal(str(self._rng.choice(self.catalog)["rate"]))
+            oid = str(self._next_order)
+            self._next_order += 1
+            charge = (rate * quantity / 1000).quantize(_Q7, rounding=ROUND_HALF_UP)
+            self.ledger.others[oid] = LedgerOrder(
+                id=oid,
+                service="0",
+                type="Default",
+                link=None,
+                fields={},
+                quantity=quantity,
+                runs=1,
+                interval=0,
+                charge=charge,
+                created=self.now(),
+                ends_partial=False,
+                status="In progress",
+                remains=quantity // 2,
+                start_count=100,
+            )
+
     def _place(self, order: LedgerOrder) -> None:
         """Take the next order ID, charge the order and schedule its progress."""
+        self._others_order()
+        order.id = str(self._next_order)
         index = self._next_order - FIRST_ORDER_ID
         self._next_order += 1
         order.ends_partial = (
@@ -694,15 +759,22 @@ class PanelServer(ServedInBackground):
                 return self._error(ERR_REQUEST)
             reply: dict[str, Any] = {}
             for oid in ids:
-                order = self.ledger.orders.get(oid)
+                order = self._visible_order(oid)
                 reply[oid] = self._status_obj(order) if order else self._item_error(ERR_ORDER)
             return 200, reply
         if not form.get("order", "").strip():
             return self._error(ERR_REQUEST)
-        order = self.ledger.orders.get(form["order"].strip())
+        order = self._visible_order(form["order"].strip())
         if order is None:
             return self._error(ERR_ORDER)
         return 200, self._status_obj(order)
+
+    def _visible_order(self, oid: str) -> LedgerOrder | None:
+        """The order `status` answers for: one of ours (or anyone's, on a panel that leaks)."""
+        order = self.ledger.orders.get(oid)
+        if order is None and self.leaks_statuses:
+            order = self.ledger.others.get(oid)
+        return order
 
     def _refill_one(self, oid: str) -> tuple[str | None, str | None]:
         order = self.ledger.orders.get(oid)

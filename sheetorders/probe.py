@@ -1,0 +1,359 @@
+"""What the order IDs around an ambiguous `add` prove: the rules, without any I/O.
+
+Panels number orders from one growing sequence shared by all their customers, and answer
+`status` only for one's own orders (`Incorrect order ID` for the others). So an order made by
+an ambiguous request R has an ID above every order of ours answered before R left (the
+window's low bound) and below every order of ours sent after R's failure was seen (its high
+bound). Asking `status` for every ID of the window, bounds included (they must come back as
+ours, or the window proves nothing):
+
+- an ID that is ours and unknown to the journal is a candidate; a candidate whose charge fits
+  R's estimate, and fits no other request that could own it, is R's order;
+- a complete window (both bounds, every ID answered) holding no candidate proves that R made
+  nothing: R may be sent again, once.
+
+A candidate that fits no request, more candidates than requests, or bounds out of order mean
+the panel does not behave this way (it leaks other customers' statuses, or the account is used
+by something else): the probe is then turned off for that panel.
+
+"Before" and "after" are the journal's event counter (`Store.tick`), which orders the moments
+of every process sharing the journal. A request that timed out may still be worked on by the
+panel after it was given up: only an order sent `grace` seconds later bounds it from above.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from sheetorders.journal import ProbeRecord
+from sheetorders.models import ItemError, OrderStatus
+from sheetorders.states import EntryState
+
+OPEN_SPAN = 300  # IDs searched above the low bound of a window that has no high bound yet
+IDS_PER_CALL = 100
+# A charge fits an estimate within half a cent plus half a percent (panels round charges).
+FIT_ABSOLUTE = Decimal("0.005")
+FIT_RELATIVE = Decimal("0.005")
+# Statuses after which the charge may be lower than the order's price (a refund).
+_REFUNDED = ("partial", "canceled", "cancelled", "refunded")
+_NOT_OURS = re.compile(
+    r"(incorrect|invalid|wrong|unknown|no such)\b.*\border|order\b.*\b(not found|incorrect|invalid)"
+)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """`status` answered for this ID: an order of ours."""
+
+    charge: Decimal | None
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class NotOurs:
+    """`status` said there is no such order of ours."""
+
+
+Answer = Seen | NotOurs  # an ID absent from the answers got no clear answer
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where the order of one ambiguous request must be, if it made one."""
+
+    ref: str
+    low: int | None  # the highest ID of ours answered before the request left
+    high: int | None  # the lowest ID of ours sent after its failure was seen (and the grace)
+
+    def ids(self) -> range:
+        """The IDs to ask for, bounds included (their answers check the window)."""
+        if self.low is None:
+            return range(0)
+        top = self.high if self.high is not None else self.low + OPEN_SPAN
+        return range(self.low, top + 1)
+
+    def holds(self, order_id: int) -> bool:
+        return self.low is not None and self.low < order_id and (self.high is None or order_id < self.high)
+
+    @property
+    def span(self) -> str:
+        if self.high is None:
+            return f"above our order {self.low}"
+        return f"between our orders {self.low} and {self.high}"
+
+
+@dataclass(frozen=True)
+class Found:
+    ref: str
+    order_id: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Absent:
+    ref: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Open:
+    """Not settled: why, and the candidate IDs a person may choose from."""
+
+    ref: str
+    note: str
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass
+class Verdict:
+    found: list[Found] = field(default_factory=list)
+    absent: list[Absent] = field(default_factory=list)
+    open: list[Open] = field(default_factory=list)
+    misbehaves: str | None = None  # why the probe should not be used for this panel
+
+
+def _order_number(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def windows(records: Sequence[ProbeRecord], targets: Iterable[ProbeRecord], grace: float) -> list[Window]:
+    """The window of each target (an ambiguous add), from the panel's placed orders."""
+    placed = [
+        (number, record)
+        for record in records
+        if record.state == EntryState.ACCEPTED and (number := _order_number(record.order_id)) is not None
+    ]
+    found = []
+    for target in targets:
+        if target.sent_tick is None or target.answered_tick is None:
+            continue  # from before the journal kept the moments: nothing to bound it with
+        before = [
+            number
+            for number, record in placed
+            if record.answered_tick is not None and record.answered_tick < target.sent_tick
+        ]
+        after = [number for number, record in placed if _sent_after(record, target, grace)]
+        found.append(Window(target.ref, max(before, default=None), min(after, default=None)))
+    return found
+
+
+def _sent_after(record: ProbeRecord, target: ProbeRecord, grace: float) -> bool:
+    if record.sent_tick is None or target.answered_tick is None or record.sent_tick <= target.answered_tick:
+        return False
+    if not target.lingers or grace <= 0:
+        return True
+    if record.sent_clock is None or target.answered_clock is None:
+        return False
+    return record.sent_clock >= target.answered_clock + grace
+
+
+def ids_to_ask(found: Sequence[Window], limit: int) -> tuple[list[str], list[Window]]:
+    """The IDs to ask `status` for (at most `limit`), and the windows they cover whole;
+    the narrowest windows first."""
+    wanted: set[int] = set()
+    covered = []
+    for window in sorted(found, key=lambda w: (w.high is None, len(w.ids()))):
+        ids = window.ids()
+        if not ids:
+            continue
+        more = wanted.union(ids)
+        if len(more) > limit:
+            continue
+        wanted = more
+        covered.append(window)
+    return [str(number) for number in sorted(wanted)], covered
+
+
+def answer_of(item: OrderStatus | ItemError) -> Answer | None:
+    """A `status` item as the probe reads it; None when it says neither."""
+    if isinstance(item, OrderStatus):
+        return Seen(_decimal(item.charge), item.status or "")
+    if _NOT_OURS.search(item.message.lower()):
+        return NotOurs()
+    return None
+
+
+def _decimal(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def fits(answer: Seen, estimate: Decimal | None) -> bool:
+    """Whether an order of this charge may be one priced at `estimate`."""
+    if answer.charge is None or estimate is None:
+        return False
+    tolerance = FIT_ABSOLUTE + FIT_RELATIVE * estimate
+    if answer.status.lower() in _REFUNDED:  # charged less than its price, after a refund
+        return answer.charge <= estimate + tolerance
+    return abs(answer.charge - estimate) <= tolerance
+
+
+def judge(
+    found: Sequence[Window],
+    answers: Mapping[int, Answer],
+    known: Collection[str],
+    estimates: Mapping[str, Decimal | None],
+) -> Verdict:
+    """What the answers prove of each window. `known`: the order IDs the journal has;
+    `estimates`: the estimated cost of every unresolved add of the panel, by ref (those
+    without a window here, in flight or unbounded, may own any candidate)."""
+    verdict = Verdict()
+    checked: list[Window] = []
+    for window in found:
+        problem = _check_bounds(window, answers)
+        if problem is not None:
+            verdict.open.append(Open(window.ref, problem))
+        else:
+            checked.append(_trusted_high(window, answers))
+    windowless = {ref: cost for ref, cost in estimates.items() if ref not in {w.ref for w in checked}}
+    candidates = {
+        number: answer
+        for window in checked
+        for number in window.ids()
+        if window.holds(number)
+        and isinstance(answer := answers.get(number), Seen)
+        and str(number) not in known
+    }
+    verdict.misbehaves = _misbehaves(checked, candidates, estimates, windowless)
+    if verdict.misbehaves is not None:
+        verdict.open.extend(Open(w.ref, f"not settled: {verdict.misbehaves}") for w in checked)
+        return verdict
+    matches = _unique_matches(checked, candidates, estimates, windowless)
+    for window in checked:
+        _decide(window, answers, candidates, matches, verdict)
+    return verdict
+
+
+def _check_bounds(window: Window, answers: Mapping[int, Answer]) -> str | None:
+    if window.low is None:
+        return "no earlier order of ours on this panel bounds the search: check the panel's order list"
+    if not isinstance(answers.get(window.low), Seen):
+        return f"the panel did not answer for our order {window.low}: the order-ID search proves nothing"
+    return None
+
+
+def _trusted_high(window: Window, answers: Mapping[int, Answer]) -> Window:
+    """A high bound the panel does not answer for as ours bounds nothing."""
+    if window.high is not None and not isinstance(answers.get(window.high), Seen):
+        return Window(window.ref, window.low, None)
+    return window
+
+
+def _misbehaves(
+    checked: Sequence[Window],
+    candidates: Mapping[int, Seen],
+    estimates: Mapping[str, Decimal | None],
+    windowless: Mapping[str, Decimal | None],
+) -> str | None:
+    for window in checked:
+        if window.low is not None and window.high is not None and window.low >= window.high:
+            return f"order IDs out of sequence ({window.low} answered before {window.high} was sent)"
+    owners = {
+        number: [w.ref for w in checked if w.holds(number) and fits(seen, estimates.get(w.ref))]
+        + [ref for ref, cost in windowless.items() if fits(seen, cost)]
+        for number, seen in candidates.items()
+    }
+    strays = sorted(number for number, refs in owners.items() if not refs)
+    if strays:
+        return (
+            f"the panel answers for orders this journal did not place whose charge fits none of ours "
+            f"({', '.join(map(str, strays[:5]))}): it shows other customers' orders, or the account "
+            "orders through something else"
+        )
+    requests = len(checked) + len(windowless)
+    if len(candidates) > requests:
+        return f"{len(candidates)} unknown orders of ours for {requests} unanswered requests"
+    return None
+
+
+def _unique_matches(
+    checked: Sequence[Window],
+    candidates: Mapping[int, Seen],
+    estimates: Mapping[str, Decimal | None],
+    windowless: Mapping[str, Decimal | None],
+) -> dict[str, int]:
+    """Ref -> order ID, where a candidate fits exactly one request and that request exactly one
+    candidate; repeated as matches take candidates and requests out. A request without a
+    window may own any candidate that fits it: it is a rival, never matched."""
+    fitting = {
+        window.ref: {
+            number
+            for number, seen in candidates.items()
+            if window.holds(number) and fits(seen, estimates.get(window.ref))
+        }
+        for window in checked
+    }
+    rivals_only = {
+        ref: {number for number, seen in candidates.items() if fits(seen, cost)}
+        for ref, cost in windowless.items()
+    }
+    matches: dict[str, int] = {}
+    progress = True
+    while progress:
+        progress = False
+        for ref, numbers in fitting.items():
+            if ref in matches or len(numbers) != 1:
+                continue
+            (number,) = numbers
+            others = [*(theirs for other, theirs in fitting.items() if other != ref), *rivals_only.values()]
+            if not any(number in theirs for theirs in others):
+                matches[ref] = number
+                for theirs in fitting.values():
+                    theirs.discard(number)
+                progress = True
+    return matches
+
+
+def _decide(
+    window: Window,
+    answers: Mapping[int, Answer],
+    candidates: Mapping[int, Seen],
+    matches: Mapping[str, int],
+    verdict: Verdict,
+) -> None:
+    if window.ref in matches:
+        number = matches[window.ref]
+        charge = candidates[number].charge
+        verdict.found.append(
+            Found(
+                window.ref,
+                str(number),
+                f"order {number} found by the order-ID search: ours, unknown to the journal, "
+                f"{window.span}, charged {charge} as this row's estimate",
+            )
+        )
+        return
+    taken = set(matches.values())
+    mine = tuple(str(n) for n in sorted(candidates) if window.holds(n) and n not in taken)
+    if mine:
+        verdict.open.append(
+            Open(
+                window.ref,
+                f"the order-ID search found orders that may be this row's: {', '.join(mine)}. Type the "
+                "right one in order_id; if none is, type retry in status",
+                mine,
+            )
+        )
+    elif window.high is None:
+        verdict.open.append(
+            Open(
+                window.ref,
+                f"no order of ours found {window.span} yet; a later order on this panel settles it",
+            )
+        )
+    elif all(number in answers for number in window.ids()):
+        verdict.absent.append(
+            Absent(
+                window.ref,
+                f"the earlier attempt made no order (none of ours {window.span}): placed again",
+            )
+        )
+    else:
+        verdict.open.append(Open(window.ref, f"the panel did not answer for every ID {window.span}"))

@@ -1,0 +1,228 @@
+"""Uncertain orders settle themselves: the order-ID search finds what an ambiguous `add` made,
+or proves it made nothing (and the row is then placed once), against a local panel whose
+order IDs are shared with other customers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sheetorders.app import run_sheets
+from sheetorders.config import Config, load_config
+from sheetorders.journal import Journal
+from sheetorders.testing.panel_server import PanelServer
+from sheetorders.testing.workbooks import TEST_KEY, read_sheet
+from sheetorders.workbook import build_order_workbook
+
+
+@pytest.fixture
+def panel() -> Iterator[PanelServer]:
+    with PanelServer(key=TEST_KEY, balance="1000", other_customers=2.0, seed=7) as server:
+        yield server
+
+
+def setup(
+    folder: Path, panel: PanelServer, rows: Sequence[Mapping[str, Any]], **panel_options: Any
+) -> tuple[Config, Path]:
+    sheet = build_order_workbook(folder / "orders.xlsx", rows)
+    data = {
+        "panels": {
+            "main": {"url": panel.url, "key": "${TEST_PANEL_KEY}", "concurrency": 1, **panel_options}
+        },
+        "sheet": {"source": str(sheet), "worksheet": "Orders"},
+        "journal": str(folder / "journal.sqlite"),
+    }
+    path = folder / "sheetorders.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(path), sheet
+
+
+def rows_of(count: int, quantity: int | Sequence[int] = 100) -> list[dict[str, Any]]:
+    quantities = [quantity] * count if isinstance(quantity, int) else list(quantity)
+    return [
+        {"service": 2, "link": f"https://instagram.com/p/settle-{i}", "quantity": quantities[i]}
+        for i in range(count)
+    ]
+
+
+def orders_by_link(panel: PanelServer) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for order in panel.ledger.orders.values():
+        found.setdefault(order.link or "", []).append(order.id)
+    return found
+
+
+def assert_once_and_right(panel: PanelServer, sheet: Path) -> list[dict[str, Any]]:
+    """No link ordered twice, and every order ID in the sheet is that row's order."""
+    by_link = orders_by_link(panel)
+    twice = {link: ids for link, ids in by_link.items() if len(ids) > 1}
+    assert not twice, f"placed twice: {twice}"
+    result = read_sheet(sheet)
+    for row in result:
+        if row["order_id"]:
+            assert by_link[row["link"]] == [str(row["order_id"])], row
+    return result
+
+
+def queue_faults(panel: PanelServer, *faults: str) -> None:
+    """One fault kind (or "ok") for each of the next adds, in order."""
+    for kind in faults:
+        panel.faults.queue(kind, actions=["add"])
+
+
+def test_a_dropped_add_is_found_by_the_order_id_search(tmp_path, panel):
+    config, sheet = setup(tmp_path, panel, rows_of(6))
+    queue_faults(panel, "ok", "ok", "drop")
+
+    report = run_sheets(config).sheets[0]
+
+    result = assert_once_and_right(panel, sheet)
+    dropped = result[2]
+    assert dropped["order_id"] == orders_by_link(panel)[dropped["link"]][0]
+    assert "found by the order-ID search" in dropped["error"]
+    assert dropped["status"] == "Pending"
+    assert all(row["order_id"] for row in result)
+    assert (report.found, report.proven_absent, report.uncertain, report.still_uncertain) == (1, 0, 0, 0)
+    assert report.exit_code == 0
+    # The other customers' orders really were between ours.
+    assert panel.ledger.others
+
+
+@pytest.mark.parametrize("fault", ["html", "5xx"])
+def test_an_add_that_made_nothing_is_proven_absent_and_placed_once(tmp_path, panel, fault):
+    config, sheet = setup(tmp_path, panel, rows_of(6))
+    queue_faults(panel, "ok", "ok", fault)
+
+    report = run_sheets(config).sheets[0]
+
+    result = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in result)
+    assert "the earlier attempt made no order" in result[2]["error"]
+    assert panel.ledger.calls["add"] == 7  # six rows, one of them sent twice
+    assert (report.found, report.proven_absent, report.uncertain) == (0, 1, 0)
+    assert report.ordered == 7 - 1 + 1 - 1  # six orders placed, one of them in the second round
+
+
+def test_two_ambiguous_adds_told_apart_by_their_charge(tmp_path, panel):
+    config, sheet = setup(tmp_path, panel, rows_of(6, [100, 100, 100, 300, 100, 100]))
+    queue_faults(panel, "ok", "drop", "ok", "drop")  # rows 2 and 4: 0.24 and 0.72
+
+    report = run_sheets(config).sheets[0]
+
+    result = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in result)
+    assert report.found == 2
+
+
+def test_two_ambiguous_adds_of_one_price_are_left_with_both_candidates(tmp_path, panel):
+    config, sheet = setup(tmp_path, panel, rows_of(5))
+    queue_faults(panel, "ok", "drop", "drop")  # back to back: the same window, the same price
+
+    report = run_sheets(config).sheets[0]
+
+    result = assert_once_and_right(panel, sheet)
+    made = sorted(orders_by_link(panel)[result[i]["link"]][0] for i in (1, 2))
+    for row in (result[1], result[2]):
+        assert row["status"] == "Uncertain" and not row["order_id"]
+        assert f"{made[0]}, {made[1]}" in row["error"]
+    assert (report.found, report.still_uncertain) == (0, 2)
+    with Journal(config.journal) as journal:
+        notes = [entry.probe_note for entry in journal.unresolved()]
+    assert all(made[0] in note and made[1] in note for note in notes)
+
+    # A person types the right ID into one row: the other is then told apart (one candidate left).
+    from sheetorders.testing.workbooks import set_cells
+
+    set_cells(sheet, {(result[1]["_row"], "order_id"): made[0] if result[1]["link"] == _link_of(panel, made[0]) else made[1]})
+    run_sheets(config)
+    final = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in final)
+
+
+def _link_of(panel: PanelServer, order_id: str) -> str:
+    return panel.ledger.orders[order_id].link or ""
+
+
+def test_a_window_without_upper_bound_is_settled_by_a_later_pass(tmp_path, panel):
+    config, sheet = setup(tmp_path, panel, rows_of(3))
+    queue_faults(panel, "ok", "ok", "html")  # the last add: nothing after it bounds its window
+
+    first = run_sheets(config).sheets[0]
+    assert first.still_uncertain == 1
+    assert "a later order on this panel settles it" in read_sheet(sheet)[2]["error"]
+
+    # A new row on the same panel gives the window its upper bound.
+    rows = rows_of(4)
+    from sheetorders.testing.workbooks import set_cells
+
+    set_cells(sheet, {(5, "service"): 2, (5, "link"): rows[3]["link"], (5, "quantity"): 100})
+    second = run_sheets(config).sheets[0]
+    assert second.proven_absent == 1
+    run_sheets(config)
+
+    result = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in result)
+    assert len(panel.ledger.orders) == 4
+
+
+def test_a_panel_that_leaks_other_customers_statuses_turns_the_search_off(tmp_path):
+    with PanelServer(key=TEST_KEY, balance="1000", other_customers=3.0, leaks_statuses=True, seed=3) as panel:
+        config, sheet = setup(tmp_path, panel, rows_of(6))
+        queue_faults(panel, "ok", "ok", "html", "ok", "drop")
+
+        report = run_sheets(config).sheets[0]
+        again = run_sheets(config).sheets[0]
+
+        result = assert_once_and_right(panel, sheet)
+    assert [row["status"] for row in result].count("Uncertain") == 2
+    assert not result[2]["order_id"] and not result[4]["order_id"]
+    assert any("turned off" in notice for notice in report.notices)
+    assert "order-ID search is off" in result[2]["error"]
+    assert (report.found, report.proven_absent, again.found, again.proven_absent) == (0, 0, 0, 0)
+    with Journal(config.journal) as journal:
+        assert journal.probe_off("main")
+
+
+def test_probe_false_leaves_uncertain_rows_to_a_person(tmp_path, panel):
+    config, sheet = setup(tmp_path, panel, rows_of(4), probe=False)
+    queue_faults(panel, "ok", "drop")
+
+    report = run_sheets(config).sheets[0]
+
+    assert (report.found, report.uncertain) == (0, 1)
+    assert panel.ledger.calls["status"] <= 1  # the refresh only, never a search
+    assert read_sheet(sheet)[1]["status"] == "Uncertain"
+
+
+def test_a_panel_with_a_client_key_gets_an_unclear_add_again_under_the_same_key(tmp_path):
+    with PanelServer(key=TEST_KEY, balance="1000", idempotency_field="request_id") as panel:
+        config, sheet = setup(tmp_path, panel, rows_of(3), idempotency_field="request_id")
+        queue_faults(panel, "ok", "drop")
+
+        report = run_sheets(config).sheets[0]
+
+        result = assert_once_and_right(panel, sheet)
+        assert all(row["order_id"] for row in result)
+        assert panel.ledger.calls["add"] == 4
+        assert (report.ordered, report.uncertain) == (3, 0)
+        keys = Counter(order.fields.get("request_id") for order in panel.ledger.orders.values())
+        assert set(keys.values()) == {1} and all(key and key.startswith("so-") for key in keys)
+
+
+def test_an_add_left_uncertain_under_a_key_is_sent_again_by_the_next_pass(tmp_path):
+    with PanelServer(key=TEST_KEY, balance="1000", idempotency_field="request_id") as panel:
+        config, sheet = setup(tmp_path, panel, rows_of(2), idempotency_field="request_id")
+        queue_faults(panel, "ok", "drop", "drop", "drop", "drop")  # every try of the second row
+
+        first = run_sheets(config).sheets[0]
+        assert first.uncertain == 1
+        second = run_sheets(config).sheets[0]
+
+        result = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in result)
+    assert second.ordered == 1 and len(panel.ledger.orders) == 2
