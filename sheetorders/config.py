@@ -72,7 +72,6 @@ class SheetConfig:
     budget: Budget | None = None
     approval: bool | None = None  # None: as the config's `approval`
     summary_tab: str | None = None  # a tab sheetorders keeps with this sheet's spend per day and status
-    summary_tab: str | None = None  # a tab sheetorders keeps with this sheet's spend per day and status
 
     @property
     def journal_key(self) -> str:
@@ -482,7 +481,6 @@ def _build_sheets(
                 name=raw.get("name"),
                 budget=_budget(raw.get("budget"), path, f"{prefix}.budget"),
                 approval=raw.get("approval"),
-                summary_tab=raw.get("summary_tab"),
                 summary_tab=raw.get("summary_tab"),
             )
         )
