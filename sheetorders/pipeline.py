@@ -59,6 +59,7 @@ from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.stopping import StopSignal
 from sheetorders.template import SERVICES_REFRESH_EVERY, SERVICES_TAB, refresh_services_tab
+from sheetorders.upkeep import keep_up
 from sheetorders.writeback import cells_to_check, write_back
 
 log = logging.getLogger("sheetorders.pipeline")
@@ -191,6 +192,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
             _refresh(work, read.rows, known)
         except JournalError as error:  # what was placed is written back all the same
             work.journal_failure = error
+    _keep_up(work, backend, read)
     work.report.add(Tally.STILL_UNCERTAIN, len(uncertain_rows(read.rows)))
     _write_back(work, backend, read)
     if work.journal_failure is not None:
@@ -200,6 +202,12 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         _keep_services_current(work, catalogs)
         _remember_if_idle(work, backend, read, plan)
     return work.report
+
+
+def _keep_up(work: _Pass, backend: SheetBackend, read: SheetRead) -> None:
+    """The summary tab and the journal's daily compaction (upkeep.py), once all is journaled."""
+    if work.journal_failure is None:
+        keep_up(work.journal, work.key, work.sheet, backend, read, work.report.notices, work.options.clock())
 
 
 def _keep_services_current(work: _Pass, catalogs: Catalogs) -> None:
