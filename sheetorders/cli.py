@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sheetorders import __version__, app
+from sheetorders.budget import utc_clock
 from sheetorders.config import Config, find_config, load_config
 from sheetorders.errors import ExitCode, PanelError, SheetordersError
 from sheetorders.exits import exit_code_of
@@ -31,6 +32,8 @@ from sheetorders.history import GROUPS
 from sheetorders.history import as_csv as history_csv
 from sheetorders.history import summary as history_summary
 from sheetorders.journal import Journal
+from sheetorders.journal_check import SheetCheck, check_sheets
+from sheetorders.ledger import JournalCheck
 from sheetorders.models import ItemError, money
 from sheetorders.notify import notifier_for
 from sheetorders.pipeline import PassOptions
@@ -360,24 +363,49 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def doctor(as_json: bool) -> None:
-    """Check the journal: SQLite's integrity check, and what its entries say needs a person."""
+@click.option("--no-sheets", is_flag=True, help="Check the journal alone: do not read the sheets.")
+def doctor(as_json: bool, no_sheets: bool) -> None:
+    """Check the journal: SQLite's integrity check, what its entries say needs a person, whether the
+    sheets show the orders it placed (exit 1 when not); and compact it (finished entries of over
+    30 days whose results the sheets show; never an order's record)."""
     config = _config()
     with Journal(config.journal) as journal:
         found = journal.ledger.check()
+        compacted = journal.ledger.compact_if_due(utc_clock(), force=True) if found.sound else None
+        sheets = [] if no_sheets or not found.sound else check_sheets(config, journal)
     if as_json:
-        click.echo(json.dumps({**found.__dict__, "sound": found.sound}, indent=2))
+        report = {**found.__dict__, "sound": found.sound, "sheets": [sheet.as_dict() for sheet in sheets]}
+        click.echo(json.dumps({**report, "compacted": compacted and compacted.__dict__}, indent=2))
     else:
-        console.print(f"journal {escape(str(config.journal))}: " + ("sound" if found.sound else "DAMAGED"))
-        for line in found.integrity if not found.sound else []:
-            console.print(f"  {escape(line)}")
-        console.print(
-            "  entries: " + (", ".join(f"{n} {state}" for state, n in sorted(found.states.items())) or "none")
-        )
-        console.print(f"  placed, not yet in the sheet: {found.unwritten} (the next pass writes them)")
-        for line in found.unresolved:
-            console.print(f"  [yellow]![/] may exist: {escape(line)}", soft_wrap=True)
-    sys.exit(int(ExitCode.OK if found.sound else ExitCode.USAGE))
+        _print_journal_check(str(config.journal), found)
+        if compacted is not None:
+            console.print(f"  {escape(str(compacted))}")
+        _print_sheet_checks(sheets)
+    disagree = any(sheet.disagreements for sheet in sheets)
+    sys.exit(int(ExitCode.USAGE if not found.sound else ExitCode.ROWS_FAILED if disagree else ExitCode.OK))
+
+
+def _print_journal_check(path: str, found: JournalCheck) -> None:
+    console.print(f"journal {escape(path)}: " + ("sound" if found.sound else "DAMAGED"))
+    for line in found.integrity if not found.sound else []:
+        console.print(f"  {escape(line)}")
+    console.print(
+        "  entries: " + (", ".join(f"{n} {state}" for state, n in sorted(found.states.items())) or "none")
+    )
+    console.print(f"  placed, not yet in the sheet: {found.unwritten} (the next pass writes them)")
+    for line in found.unresolved:
+        console.print(f"  [yellow]![/] may exist: {escape(line)}", soft_wrap=True)
+
+
+def _print_sheet_checks(sheets: list[SheetCheck]) -> None:
+    for sheet in sheets:
+        if sheet.error is not None:
+            console.print(f"sheet {escape(sheet.sheet)}: not checked: {escape(sheet.error)}", soft_wrap=True)
+            continue
+        agree = "agrees with the journal" if not sheet.disagreements else "DISAGREES with the journal"
+        console.print(f"sheet {escape(sheet.sheet)}: {agree}")
+        for line in sheet.disagreements:
+            console.print(f"  [yellow]![/] {escape(line)}", soft_wrap=True)
 
 
 # --- run and sync -----------------------------------------------------------------------

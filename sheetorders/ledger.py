@@ -183,11 +183,13 @@ class Ledger:
     def last_compacted(self) -> str | None:
         return self._store.get_meta(COMPACTED_AT)
 
-    def compact_if_due(self, now: datetime, keep: timedelta = timedelta(days=KEEP_DAYS)) -> Compaction | None:
+    def compact_if_due(
+        self, now: datetime, keep: timedelta = timedelta(days=KEEP_DAYS), *, force: bool = False
+    ) -> Compaction | None:
         """`compact` what is older than `keep`, unless the journal was compacted less than a day
-        before `now`; remembers when (in the meta table). None: not due."""
+        before `now` (and not `force`); remembers when (in the meta table). None: not due."""
         last = self.last_compacted()
-        if last is not None and _parsed(last) > now - COMPACT_EVERY:
+        if not force and last is not None and _parsed(last) > now - COMPACT_EVERY:
             return None
         done = self.compact(_stamped(now - keep))
         self._store.set_meta(COMPACTED_AT, _stamped(now))
