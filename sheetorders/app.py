@@ -6,7 +6,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +15,7 @@ from sheetorders.budget import BudgetLimit, all_limits, stamp, utc_clock
 from sheetorders.config import Config
 from sheetorders.errors import PanelError, SheetordersError, UsageError
 from sheetorders.history import Order, parse_when, select
-from sheetorders.journal import Journal
+from sheetorders.journal import Journal, UnresolvedAdd
 from sheetorders.locks import process_lock
 from sheetorders.models import Balance, ItemError, OrderStatus, Service
 from sheetorders.panel import ClientFactory, Panels
@@ -123,6 +123,28 @@ def order_history(
     with Journal(config.journal) as journal:
         entries = journal.ledger.history(start, end)
     return select(entries, sheet=sheet, panel=panel, status=status)
+
+
+@dataclass(frozen=True)
+class UncertainOrders:
+    """What is left for a person to settle: unresolved adds, and panels the search is off for."""
+
+    entries: list[UnresolvedAdd]
+    search_off: dict[str, str]  # panel -> why the order-ID search is off
+
+
+def uncertain_orders(config: Config, *, probe_on: str | None = None) -> UncertainOrders:
+    """The journal's adds that may or may not have made an order, with what the order-ID search
+    found of each; `probe_on`: turn the search on again for that panel first."""
+    with Journal(config.journal) as journal:
+        if probe_on is not None:
+            config.panel(probe_on)  # a panel of the config, or a usage error naming them
+            journal.set_probe_off(probe_on, None)
+        off = {name: why for name in config.panels if (why := journal.probe_off(name)) is not None}
+        for name, panel in config.panels.items():
+            if not panel.probe:
+                off.setdefault(name, "probe: false in the config")
+        return UncertainOrders(journal.unresolved(), off)
 
 
 def _require_sheets(config: Config) -> None:

@@ -363,6 +363,41 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--probe-on", metavar="PANEL", help="Turn the order-ID search on again for this panel.")
+def uncertain(as_json: bool, probe_on: str | None) -> None:
+    """Orders that may or may not have been placed, left for a person: what the order-ID search
+    found of each (candidate IDs), and the panels it is off for."""
+    found = app.uncertain_orders(_config(), probe_on=probe_on)
+    rows = [
+        {
+            "sent_at": entry.sent_at,
+            "sheet": entry.sheet,
+            "row": entry.row_number,
+            "ref": entry.ref,
+            "panel": entry.panel,
+            "service": entry.service,
+            "link": entry.link,
+            "estimate": entry.estimated_cost,
+            "found": entry.probe_note or entry.error,
+        }
+        for entry in found.entries
+    ]
+    if as_json:
+        click.echo(json.dumps({"uncertain": rows, "search_off": found.search_off}, indent=2))
+        return
+    if not rows:
+        console.print("No uncertain orders: every order sent is settled.")
+    else:
+        table = Table(*rows[0])
+        for row in rows:
+            table.add_row(*(escape("" if value is None else str(value)) for value in row.values()))
+        console.print(table)
+    for panel, why in found.search_off.items():
+        console.print(f"  [yellow]![/] the order-ID search is off for panel {escape(panel)}: {escape(why)}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--no-sheets", is_flag=True, help="Check the journal alone: do not read the sheets.")
 def doctor(as_json: bool, no_sheets: bool) -> None:
     """Check the journal: SQLite's integrity check, what its entries say needs a person, whether the
@@ -694,6 +729,9 @@ def _one_line(report: PassReport) -> str:
             ("invalid", report.invalid),
             ("rejected", report.rejected),
             ("uncertain", report.uncertain),
+            ("found by the order-ID search", report.found),
+            ("proven never made, placed again", report.proven_absent),
+            ("still uncertain", report.still_uncertain),
             ("held", report.held_back),
             ("waiting", report.waiting),
         )
@@ -742,6 +780,9 @@ def _print_sheet_report(report: PassReport) -> None:
         ("invalid", report.invalid),
         ("rejected", report.rejected),
         ("uncertain", report.uncertain),
+        ("uncertain settled: found by the order-ID search", report.found),
+        ("uncertain settled: proven never made, placed again", report.proven_absent),
+        ("still uncertain", report.still_uncertain),
         ("waiting", report.waiting),
         ("left for later", report.held_back),
         ("recovered from journal", report.recovered),

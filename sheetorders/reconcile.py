@@ -149,6 +149,9 @@ def _apply_entry(row: SheetRow, entry: JournalRow | None, result: Reconciliation
         result.written_refs.add(entry.ref)
     elif entry.state.unresolved:
         _apply_unresolved(row, entry, result)
+    elif entry.state == EntryState.RELEASED and not row.order_id and row.status == RowStatus.UNCERTAIN:
+        # Proven never made since the row was shown Uncertain (by a pass over another sheet, say).
+        row.mark(None, "the earlier attempt made no order (the order-ID search proved it): placed again")
     elif entry.state == EntryState.REJECTED and not row.awaits_order:
         if row.status != RowStatus.REJECTED:
             row.mark(RowStatus.REJECTED, entry.error or "")

@@ -4,6 +4,7 @@ order IDs are shared with other customers."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from sheetorders.app import run_sheets
 from sheetorders.config import Config, load_config
 from sheetorders.journal import Journal
 from sheetorders.testing.panel_server import PanelServer
-from sheetorders.testing.workbooks import TEST_KEY, read_sheet
+from sheetorders.testing.workbooks import TEST_KEY, read_sheet, set_cells
 from sheetorders.workbook import build_order_workbook
 
 
@@ -31,9 +32,7 @@ def setup(
 ) -> tuple[Config, Path]:
     sheet = build_order_workbook(folder / "orders.xlsx", rows)
     data = {
-        "panels": {
-            "main": {"url": panel.url, "key": "${TEST_PANEL_KEY}", "concurrency": 1, **panel_options}
-        },
+        "panels": {"main": {"url": panel.url, "key": "${TEST_PANEL_KEY}", "concurrency": 1, **panel_options}},
         "sheet": {"source": str(sheet), "worksheet": "Orders"},
         "journal": str(folder / "journal.sqlite"),
     }
@@ -136,16 +135,12 @@ def test_two_ambiguous_adds_of_one_price_are_left_with_both_candidates(tmp_path,
     assert all(made[0] in note and made[1] in note for note in notes)
 
     # A person types the right ID into one row: the other is then told apart (one candidate left).
-    from sheetorders.testing.workbooks import set_cells
-
-    set_cells(sheet, {(result[1]["_row"], "order_id"): made[0] if result[1]["link"] == _link_of(panel, made[0]) else made[1]})
-    run_sheets(config)
+    mine = next(oid for oid in made if panel.ledger.orders[oid].link == result[1]["link"])
+    set_cells(sheet, {(result[1]["_row"], "order_id"): mine})
+    again = run_sheets(config).sheets[0]
     final = assert_once_and_right(panel, sheet)
     assert all(row["order_id"] for row in final)
-
-
-def _link_of(panel: PanelServer, order_id: str) -> str:
-    return panel.ledger.orders[order_id].link or ""
+    assert again.found == 1
 
 
 def test_a_window_without_upper_bound_is_settled_by_a_later_pass(tmp_path, panel):
@@ -158,8 +153,6 @@ def test_a_window_without_upper_bound_is_settled_by_a_later_pass(tmp_path, panel
 
     # A new row on the same panel gives the window its upper bound.
     rows = rows_of(4)
-    from sheetorders.testing.workbooks import set_cells
-
     set_cells(sheet, {(5, "service"): 2, (5, "link"): rows[3]["link"], (5, "quantity"): 100})
     second = run_sheets(config).sheets[0]
     assert second.proven_absent == 1
@@ -226,3 +219,60 @@ def test_an_add_left_uncertain_under_a_key_is_sent_again_by_the_next_pass(tmp_pa
         result = assert_once_and_right(panel, sheet)
     assert all(row["order_id"] for row in result)
     assert second.ordered == 1 and len(panel.ledger.orders) == 2
+
+
+def test_an_order_of_another_sheet_bounds_the_window_and_that_sheet_places_the_row(tmp_path, panel):
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    config_a, sheet_a = setup(first_dir, panel, rows_of(2))
+    queue_faults(panel, "ok", "html")
+    assert run_sheets(config_a).sheets[0].still_uncertain == 1
+
+    # Another sheet on the same panel and journal places orders after it, one of them unclear:
+    # its pass settles both sheets' unclear adds.
+    queue_faults(panel, "ok", "drop")
+    other = [{"service": 2, "link": f"https://instagram.com/p/other-{i}", "quantity": 100} for i in range(3)]
+    sheet_b = build_order_workbook(second_dir / "orders.xlsx", other)
+    config_b = load_config(_config_file(second_dir, panel, sheet_b, journal=first_dir / "journal.sqlite"))
+    assert run_sheets(config_b).sheets[0].found == 1
+    with Journal(config_a.journal) as journal:
+        assert not journal.unresolved()
+
+    again = run_sheets(config_a).sheets[0]
+    result = assert_once_and_right(panel, sheet_a)
+    assert all(row["order_id"] for row in result)
+    assert again.ordered == 1
+    assert len(panel.ledger.orders) == 5
+
+
+def _config_file(folder: Path, panel: PanelServer, sheet: Path, journal: Path) -> Path:
+    data = {
+        "panels": {"main": {"url": panel.url, "key": "${TEST_PANEL_KEY}", "concurrency": 1}},
+        "sheet": {"source": str(sheet), "worksheet": "Orders"},
+        "journal": str(journal),
+    }
+    path = folder / "sheetorders.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_uncertain_lists_what_is_left_with_its_candidates(tmp_path, panel):
+    from click.testing import CliRunner
+
+    from sheetorders.cli import cli
+
+    config, sheet = setup(tmp_path, panel, rows_of(4))
+    queue_faults(panel, "ok", "drop", "drop")
+    run_sheets(config)
+
+    listed = CliRunner().invoke(cli, ["uncertain", "-c", str(tmp_path / "sheetorders.yaml"), "--json"])
+    assert listed.exit_code == 0, listed.output
+    found = json.loads(listed.output)
+    made = sorted(
+        o.id for o in panel.ledger.orders.values() if o.link in {r["link"] for r in read_sheet(sheet)[1:3]}
+    )
+    assert [entry["row"] for entry in found["uncertain"]] == [3, 4]
+    assert all(made[0] in entry["found"] and made[1] in entry["found"] for entry in found["uncertain"])
+    assert found["search_off"] == {}
+    assert TEST_KEY not in listed.output
