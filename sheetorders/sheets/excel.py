@@ -8,8 +8,9 @@ worksheets. Saving goes to a temporary file in the same folder that then
 replaces the original, so a crash never leaves half a workbook.
 
 What openpyxl cannot keep and a write therefore drops: images, charts, shapes
-and other drawings, slicers, sparklines, form and ActiveX controls, and
-conditional formats or validations stored only as Excel 2010+ extensions. VBA
+and other drawings, slicers, sparklines, form and ActiveX controls. Data
+validations and conditional formats that Excel 2010+ stores as extensions (a
+dropdown listing another tab) are put back on save (`xlsx_extensions`). VBA
 macros in an .xlsm are kept (`keep_vba`). Formulas are stored as text; their
 cached results are dropped, and Excel recalculates them when it next opens the
 file.
@@ -36,6 +37,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sheetorders.errors import SheetError, SheetNotWritable
 from sheetorders.sheets.base import Cell, CellWrite, SheetTable, a1, cells_are
 from sheetorders.sheets.files import LocalFileBackend, is_url, read_unlocked
+from sheetorders.sheets.xlsx_extensions import Extensions, extensions_of, keeping
 
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -84,6 +86,7 @@ class ExcelBackend(LocalFileBackend):
         self._workbook: Workbook | None = None
         self._sheet: Worksheet | None = None
         self._header_count = 0
+        self._extensions: Extensions = {}  # what openpyxl drops, put back on save
         self._before_save: list[Callable[[Workbook], None]] = []
 
     def read(self) -> SheetTable:
@@ -119,6 +122,7 @@ class ExcelBackend(LocalFileBackend):
 
         self._workbook, self._sheet = workbook, sheet
         self._stamp = stamp
+        self._extensions = extensions_of(data)
         self._header_count = len(headers)
         # A merged range holds its value in its first cell; new columns go after all of it.
         merged = max((r.max_col for r in sheet.merged_cells.ranges), default=0)
@@ -167,7 +171,7 @@ class ExcelBackend(LocalFileBackend):
         props.props = [p for p in props.props if p.name != name]
         props.append(StringProperty(name=name, value=owner))
         self._check_before_save()
-        self._save(workbook.save)
+        self._save(keeping(workbook.save, self._extensions))
 
     def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:
         """Besides the file (see LocalFileBackend), refuse cells past Excel's last column (XFD)
@@ -241,7 +245,7 @@ class ExcelBackend(LocalFileBackend):
             ):
                 cell.font = copy(header_font)
 
-        self._save(workbook.save)
+        self._save(keeping(workbook.save, self._extensions))
         self._header_count = max(
             self._header_count,
             max((w.column for w in cells if w.row == 1 and w.value is not None), default=0),
