@@ -429,7 +429,7 @@ class Journal:
             f"""SELECT ref, sheet, panel, service, link, row_number, estimated_cost, sent_at, created_at,
                       error, probe_note FROM rows WHERE state IN ({states})"""
             + (" AND sheet = ?" if sheet is not None else "")
-            + " ORDER BY COALESCE(sent_at, created_at), ref",
+            + " ORDER BY COALESCE(sent_at, created_at), CAST(sent_tick AS INTEGER), ref",
             (*UNRESOLVED_STATES, *([sheet] if sheet is not None else [])),
         )
         return [
@@ -469,6 +469,8 @@ class Journal:
                 assignments += ", answered_tick = ?, answered_clock = ?, lingers = ?"
                 values += (self._store.tick(), time.time(), int(answered))
             _update_state(db, ref, state, allowed, assignments, values)
+            if answered is None:
+                return  # a settlement, not an answer: the attempt keeps the outcome it had
             db.execute(
                 """UPDATE attempts SET finished_at = ?, outcome = ?, result = ?, error = ?
                    WHERE id = (SELECT MAX(id) FROM attempts WHERE ref = ? AND action = 'add')""",
