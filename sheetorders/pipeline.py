@@ -329,6 +329,7 @@ def _reconcile(work: _Pass, rows: list[SheetRow], reserved: Collection[str]) -> 
     work.written_refs |= found.written_refs
     work.report.add(Tally.RECOVERED, found.recovered)
     work.report.add(Tally.UNCERTAIN, found.uncertain)
+    work.newly_uncertain |= found.uncertain_refs
     work.report.notices.extend(found.notices)
 
 

@@ -57,6 +57,7 @@ class Reconciliation:
     notices: list[str] = field(default_factory=list)
     recovered: int = 0
     uncertain: int = 0
+    uncertain_refs: set[str] = field(default_factory=set)  # the rows newly marked Uncertain
 
 
 def reconcile(
@@ -172,6 +173,7 @@ def _apply_unresolved(row: SheetRow, entry: JournalRow, result: Reconciliation) 
         detail = entry.error or "interrupted while waiting for the panel"
         if row.mark_uncertain(detail, entry.updated_at):
             result.uncertain += 1
+            result.uncertain_refs.add(entry.ref)
 
 
 def _rematch(

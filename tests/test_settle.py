@@ -276,3 +276,40 @@ def test_uncertain_lists_what_is_left_with_its_candidates(tmp_path, panel):
     assert all(made[0] in entry["found"] and made[1] in entry["found"] for entry in found["uncertain"])
     assert found["search_off"] == {}
     assert TEST_KEY not in listed.output
+
+
+def test_an_add_a_killed_process_left_sending_is_found_and_is_no_new_problem(tmp_path, panel):
+    from sheetorders.panel import PanelClient
+
+    config, sheet = setup(tmp_path, panel, rows_of(3))
+    queue_faults(panel, "ok", "ok", "ok")
+    run_sheets(config)
+    # A process wrote its ref into the journal, sent the add, and was killed before the answer.
+    link = "https://instagram.com/p/settle-killed"
+    set_cells(sheet, {(5, "service"): 2, (5, "link"): link, (5, "quantity"): 100, (5, "ref"): "so-dead-0001"})
+    with Journal(config.journal) as journal:
+        journal.begin_add(
+            ref="so-dead-0001",
+            sheet=_sheet_key(journal),
+            fingerprint="x",
+            panel="main",
+            service="2",
+            link=link,
+            row_number=5,
+            estimated_cost="0.24",
+        )
+    with PanelClient(panel.url, TEST_KEY) as client:
+        made = client.add(2, {"link": link, "quantity": 100})
+
+    report = run_sheets(config).sheets[0]
+
+    row = read_sheet(sheet)[3]
+    assert str(row["order_id"]) == made
+    assert (report.found, report.uncertain, report.exit_code) == (1, 0, 0)
+    assert_once_and_right(panel, sheet)
+
+
+def _sheet_key(journal: Journal) -> str:
+    """The key the journal files the test's one sheet under (from its first entry)."""
+    (key,) = {entry.sheet for entry in journal.probe_records("main")}
+    return key
