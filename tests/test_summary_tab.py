@@ -297,3 +297,32 @@ def test_a_google_summary_is_rewritten_when_it_changes_and_only_then(tmp_path, s
     sheets.reset_calls()
     run_sheets(config, on(DAY_2))  # nothing new: the summary is read, not written
     assert "Summary" not in written_tabs(sheets)
+
+
+def test_a_save_of_the_results_alone_keeps_the_chart(tmp_path, panel) -> None:
+    config = excel_config(tmp_path, panel, 2)
+    run_sheets(config, on(DAY_1))
+    panel.advance(10)  # In progress: the statuses change, and the summary with them
+    run_sheets(config, on(DAY_1))
+    path = sheet_path(config)
+    summary_before = tab_values(path)
+    remains_before = [row["remains"] for row in read_sheet(path)]
+    panel.advance(5)  # only `remains` moves on: the results change, the summary does not
+
+    run_sheets(config, on(DAY_1))
+
+    assert [row["remains"] for row in read_sheet(path)] != remains_before  # the file was saved
+    assert tab_values(path) == summary_before
+    (chart,) = charts(path)
+    assert chart.series[0].val.numRef.f == "'Summary'!$C$3"
+
+
+def test_a_csv_sheet_has_no_tab_for_a_summary(tmp_path, panel) -> None:
+    sheet = tmp_path / "orders.csv"
+    sheet.write_text("service,link,quantity\n2,https://instagram.com/csv1,100\n")
+    config = with_summary(write_config(tmp_path, panel.url, sheet), "Summary")
+
+    report = run_sheets(config)
+
+    assert report.sheets[0].ordered == 1
+    assert any("no other tabs" in notice for notice in report.sheets[0].notices)
