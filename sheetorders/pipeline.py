@@ -199,7 +199,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         work.report.failure = JournalError(_journal_failure_message(work))
     else:
         _remember_approvals(work, plan)
-        _keep_services_current(work, catalogs)
+        _keep_services_current(work, read, catalogs)
         _remember_if_idle(work, backend, read, plan)
     return work.report
 
@@ -210,11 +210,12 @@ def _keep_up(work: _Pass, backend: SheetBackend, read: SheetRead) -> None:
         keep_up(work.journal, work.key, work.sheet, backend, read, work.report.notices, work.options.clock())
 
 
-def _keep_services_current(work: _Pass, catalogs: Catalogs) -> None:
+def _keep_services_current(work: _Pass, read: SheetRead, catalogs: Catalogs) -> None:
     """A template's Services tab brought up to date with the catalogs this pass loaded, at most
     once an hour, after the write-back (before the idle stamp, which then covers it); a failure
-    is a notice: what was placed is journaled and written back already."""
-    if not catalogs or work.options.stopping:
+    is a notice: what was placed is journaled and written back already. A sheet without the
+    template's `estimate` column is left alone (its Services tab, if any, is not asked for)."""
+    if not catalogs or work.options.stopping or "estimate" not in read.columns:
         return
     try:
         if work.journal.ledger.due(f"services:{work.key}", work.options.clock(), SERVICES_REFRESH_EVERY):
