@@ -156,6 +156,7 @@ def _require_sheets(config: Config) -> None:
 def _journal(config: Config, wait: bool) -> Iterator[Journal]:
     """The config's journal, locked for this process while inside."""
     with sheet_lock(config.journal, wait), Journal(config.journal) as journal:
+        journal.begin_session()
         yield journal
 
 

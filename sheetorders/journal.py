@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS requests (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_by_sheet ON requests (sheet, written);
+CREATE TABLE IF NOT EXISTS sessions (tick INTEGER PRIMARY KEY, clock REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS approvals (
     ref TEXT PRIMARY KEY,
     sheet TEXT NOT NULL,
@@ -371,14 +372,34 @@ class Journal:
         """An `add` left `sending` by a process that died while waiting for the panel."""
 
         def work(db: sqlite3.Connection) -> Any:
+            tick, clock = self._store.tick(), time.time()
+            # The process died before the first session that began after the add left (sessions
+            # hold the journal's lock: one at a time): its answer was lost by then, no later.
+            died = db.execute(
+                """SELECT tick, clock FROM sessions
+                   WHERE tick > (SELECT CAST(sent_tick AS INTEGER) FROM rows WHERE ref = ?)
+                   ORDER BY tick LIMIT 1""",
+                (ref,),
+            ).fetchone()
+            if died is not None:
+                tick, clock = died["tick"], died["clock"]
             _update_state(
                 db,
                 ref,
                 AMBIGUOUS,
                 (SENDING,),
                 "error = ?, updated_at = ?, answered_tick = ?, answered_clock = ?, lingers = 1",
-                ("interrupted while waiting for the panel", utc_now(), self._store.tick(), time.time()),
+                ("interrupted while waiting for the panel", utc_now(), tick, clock),
             )
+
+        self._write(work)
+
+    def begin_session(self) -> None:
+        """A process that holds the journal's lock begins its work: the moment tells when the
+        adds a killed process left unanswered had lost their answer, at the latest."""
+
+        def work(db: sqlite3.Connection) -> Any:
+            db.execute("INSERT INTO sessions (tick, clock) VALUES (?, ?)", (self._store.tick(), time.time()))
 
         self._write(work)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sheetorders.budget import BudgetLimit, Clock, limits_for, stamp, utc_clock
-from sheetorders.config import Config, SheetConfig
+from sheetorders.config import Config, PanelConfig, SheetConfig
 from sheetorders.errors import (
     AmbiguousOrder,
     ExitCode,
@@ -450,6 +450,11 @@ def _settle_rows(work: _Pass, rows: list[SheetRow]) -> list[SheetRow]:
     return shown.absent
 
 
+def _probed(panel: PanelConfig) -> bool:
+    """Whether the order-ID search settles this panel's unclear orders."""
+    return panel.probe and not panel.idempotency_field
+
+
 def _count_settlement(work: _Pass, settlement: Settlement) -> None:
     report = work.report
     for ref in (*settlement.found, *settlement.absent):
@@ -510,8 +515,9 @@ def _place(work: _Pass, orders: list[PlannedOrder]) -> None:
         work.options.stop,
         lambda: stamp(work.options.clock()),
         lambda panel: balance.currency if (balance := work.report.balances.get(panel)) else "",
-        lambda panel: work.config.panel(panel).idempotency_field,
-        frozenset(work.resend),
+        idempotency_field=lambda panel: work.config.panel(panel).idempotency_field,
+        resend=frozenset(work.resend),
+        paced=lambda panel: _probed(work.config.panel(panel)),
     )
     for placement in sender.send(orders):
         _count_placement(work, placement)

@@ -23,6 +23,7 @@ panel after it was given up: only an order sent `grace` seconds later bounds it 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,21 @@ class Window:
         if self.high is None:
             return f"above our order {self.low}"
         return f"between our orders {self.low} and {self.high}"
+
+
+@dataclass(frozen=True)
+class Rival:
+    """An unresolved add that is not searched itself, but may own a candidate: one that fits
+    its cost, within the bounds the journal gives it (a missing bound bounds nothing)."""
+
+    cost: Decimal | None
+    bounds: Window | None
+
+    def may_own(self, number: int, seen: Seen) -> bool:
+        if not fits(seen, self.cost):
+            return False
+        low, high = (self.bounds.low, self.bounds.high) if self.bounds else (None, None)
+        return (low is None or number > low) and (high is None or number < high)
 
 
 @dataclass(frozen=True)
@@ -200,19 +216,28 @@ def judge(
     answers: Mapping[int, Answer],
     known: Collection[str],
     estimates: Mapping[str, Decimal | None],
+    bounds: Mapping[str, Window] | None = None,
 ) -> Verdict:
     """What the answers prove of each window. `known`: the order IDs the journal has;
-    `estimates`: the estimated cost of every unresolved add of the panel, by ref (those
-    without a window here, in flight or unbounded, may own any candidate)."""
+    `estimates`: the estimated cost of every unresolved add of the panel, by ref; those
+    without a window here (in flight, or not searched) may own any candidate that fits them,
+    within their `bounds` when the journal gives them some."""
     verdict = Verdict()
     checked: list[Window] = []
+    failed: set[str] = set()
     for window in found:
         problem = _check_bounds(window, answers)
         if problem is not None:
             verdict.open.append(Open(window.ref, problem))
+            failed.add(window.ref)  # its bounds are not to be trusted either
         else:
             checked.append(_trusted_high(window, answers))
-    windowless = {ref: cost for ref, cost in estimates.items() if ref not in {w.ref for w in checked}}
+    searched = {w.ref for w in checked}
+    windowless = {
+        ref: Rival(cost, None if ref in failed else (bounds or {}).get(ref))
+        for ref, cost in estimates.items()
+        if ref not in searched
+    }
     candidates = {
         number: answer
         for window in checked
@@ -221,14 +246,69 @@ def judge(
         and isinstance(answer := answers.get(number), Seen)
         and str(number) not in known
     }
-    verdict.misbehaves = _misbehaves(checked, candidates, estimates, windowless)
-    if verdict.misbehaves is not None:
+    owners = {
+        number: {w.ref for w in checked if w.holds(number) and fits(seen, estimates.get(w.ref))}
+        | {ref for ref, rival in windowless.items() if rival.may_own(number, seen)}
+        for number, seen in candidates.items()
+    }
+    requests = len(checked) + len(windowless)
+    verdict.misbehaves = (
+        _out_of_sequence(checked)
+        or _strays(owners)
+        or (
+            f"{len(candidates)} unknown orders of ours for {requests} unanswered requests"
+            if len(candidates) > requests
+            else None
+        )
+    )
+    matches = None if verdict.misbehaves else _assign(owners)
+    if matches is None:
+        verdict.misbehaves = verdict.misbehaves or (
+            f"{len(candidates)} unknown orders of ours cannot all be orders of the "
+            f"{requests} unanswered requests"
+        )
         verdict.open.extend(Open(w.ref, f"not settled: {verdict.misbehaves}") for w in checked)
         return verdict
-    matches = _unique_matches(checked, candidates, estimates, windowless)
     for window in checked:
-        _decide(window, answers, candidates, matches, verdict)
+        _decide(window, answers, candidates, owners, matches, verdict)
     return verdict
+
+
+def judge_all(
+    records: Sequence[ProbeRecord],
+    answers: Mapping[int, Answer],
+    asked: Collection[int],
+    grace: float,
+) -> Verdict:
+    """`judge` the windows of the panel's ambiguous adds, again and again: an order found is
+    an order of ours whose moments are known, and may narrow the windows of the others (only
+    ever within the IDs `asked`, so no more questions are needed)."""
+    found: list[Found] = []
+    while True:
+        targets = [r for r in records if r.state == EntryState.AMBIGUOUS]
+        every = windows(records, targets, grace)
+        covered = [w for w in every if w.ids() and set(w.ids()) <= set(asked)]
+        estimates = {r.ref: _cost(r) for r in records if r.state.unresolved}
+        known = {r.order_id for r in records if r.order_id}
+        verdict = judge(covered, answers, known, estimates, {w.ref: w for w in every})
+        if verdict.misbehaves is not None or not verdict.found:
+            verdict.found[:0] = found
+            return verdict
+        found.extend(verdict.found)
+        settled = {f.ref: f.order_id for f in verdict.found}
+        records = [
+            dataclasses.replace(r, state=EntryState.ACCEPTED, order_id=settled[r.ref])
+            if r.ref in settled
+            else r
+            for r in records
+        ]
+
+
+def _cost(record: ProbeRecord) -> Decimal | None:
+    try:
+        return Decimal(record.estimated_cost) if record.estimated_cost else None
+    except InvalidOperation:
+        return None
 
 
 def _check_bounds(window: Window, answers: Mapping[int, Answer]) -> str | None:
@@ -246,92 +326,66 @@ def _trusted_high(window: Window, answers: Mapping[int, Answer]) -> Window:
     return window
 
 
-def _misbehaves(
-    checked: Sequence[Window],
-    candidates: Mapping[int, Seen],
-    estimates: Mapping[str, Decimal | None],
-    windowless: Mapping[str, Decimal | None],
-) -> str | None:
+def _out_of_sequence(checked: Sequence[Window]) -> str | None:
     for window in checked:
         if window.low is not None and window.high is not None and window.low >= window.high:
             return f"order IDs out of sequence ({window.low} answered before {window.high} was sent)"
-    owners = {
-        number: [w.ref for w in checked if w.holds(number) and fits(seen, estimates.get(w.ref))]
-        + [ref for ref, cost in windowless.items() if fits(seen, cost)]
-        for number, seen in candidates.items()
-    }
-    strays = sorted(number for number, refs in owners.items() if not refs)
-    if strays:
-        return (
-            f"the panel answers for orders this journal did not place whose charge fits none of ours "
-            f"({', '.join(map(str, strays[:5]))}): it shows other customers' orders, or the account "
-            "orders through something else"
-        )
-    requests = len(checked) + len(windowless)
-    if len(candidates) > requests:
-        return f"{len(candidates)} unknown orders of ours for {requests} unanswered requests"
     return None
 
 
-def _unique_matches(
-    checked: Sequence[Window],
-    candidates: Mapping[int, Seen],
-    estimates: Mapping[str, Decimal | None],
-    windowless: Mapping[str, Decimal | None],
-) -> dict[str, int]:
-    """Ref -> order ID, where a candidate fits exactly one request and that request exactly one
-    candidate; repeated as matches take candidates and requests out. A request without a
-    window may own any candidate that fits it: it is a rival, never matched."""
-    fitting = {
-        window.ref: {
-            number
-            for number, seen in candidates.items()
-            if window.holds(number) and fits(seen, estimates.get(window.ref))
-        }
-        for window in checked
-    }
-    rivals_only = {
-        ref: {number for number, seen in candidates.items() if fits(seen, cost)}
-        for ref, cost in windowless.items()
-    }
+def _strays(owners: Mapping[int, set[str]]) -> str | None:
+    strays = sorted(number for number, refs in owners.items() if not refs)
+    if not strays:
+        return None
+    return (
+        f"the panel answers for orders this journal did not place whose charge fits none of ours "
+        f"({', '.join(map(str, strays[:5]))}): it shows other customers' orders, or the account "
+        "orders through something else"
+    )
+
+
+def _assign(owners: Mapping[int, set[str]]) -> dict[str, int] | None:
+    """Ref -> order ID, for the candidates only one request can have made (each unknown order
+    of ours was made by one of our unanswered requests, each request made one order at most);
+    repeated, as each assignment takes a request out of the others' owners. None: the
+    candidates cannot all be our requests' orders."""
+    left = {number: set(refs) for number, refs in owners.items()}
     matches: dict[str, int] = {}
-    progress = True
-    while progress:
-        progress = False
-        for ref, numbers in fitting.items():
-            if ref in matches or len(numbers) != 1:
-                continue
-            (number,) = numbers
-            others = [*(theirs for other, theirs in fitting.items() if other != ref), *rivals_only.values()]
-            if not any(number in theirs for theirs in others):
-                matches[ref] = number
-                for theirs in fitting.values():
-                    theirs.discard(number)
-                progress = True
-    return matches
+    while True:
+        sole = next(((n, refs) for n, refs in left.items() if len(refs) <= 1), None)
+        if sole is None:
+            return matches
+        number, refs = sole
+        del left[number]
+        if not refs:
+            return None
+        (ref,) = refs
+        matches[ref] = number
+        for others in left.values():
+            others.discard(ref)
 
 
 def _decide(
     window: Window,
     answers: Mapping[int, Answer],
     candidates: Mapping[int, Seen],
+    owners: Mapping[int, set[str]],
     matches: Mapping[str, int],
     verdict: Verdict,
 ) -> None:
     if window.ref in matches:
         number = matches[window.ref]
-        charge = candidates[number].charge
         verdict.found.append(
             Found(
                 window.ref,
                 str(number),
                 f"order {number} found by the order-ID search: ours, unknown to the journal, "
-                f"{window.span}, charged {charge} as this row's estimate",
+                f"{window.span}, charged {candidates[number].charge} as this row's estimate",
             )
         )
         return
     taken = set(matches.values())
-    mine = tuple(str(n) for n in sorted(candidates) if window.holds(n) and n not in taken)
+    mine = tuple(str(n) for n in sorted(candidates) if window.ref in owners[n] and n not in taken)
     if mine:
         verdict.open.append(
             Open(
@@ -352,7 +406,7 @@ def _decide(
         verdict.absent.append(
             Absent(
                 window.ref,
-                f"the earlier attempt made no order (none of ours {window.span}): placed again",
+                f"the earlier attempt made no order (none of ours {window.span} can be it): placed again",
             )
         )
     else:

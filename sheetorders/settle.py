@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 from sheetorders import probe
 from sheetorders.config import Config, PanelConfig
@@ -70,9 +69,7 @@ def _settle_panel(
             answer = probe.answer_of(item)
             if answer is not None and order_id.isdigit():
                 answers[int(order_id)] = answer
-    estimates = {record.ref: _cost(record) for record in records if record.state.unresolved}
-    known = {record.order_id for record in records if record.order_id}
-    verdict = probe.judge(covered, answers, known, estimates)
+    verdict = probe.judge_all(records, answers, {int(order_id) for order_id in ask}, panel.probe_grace)
     _not_searched(targets, windows, covered, result)
     if verdict.misbehaves is not None:
         journal.set_probe_off(panel.name, verdict.misbehaves)
@@ -81,13 +78,6 @@ def _settle_panel(
             f"`sheetorders uncertain --probe-on {panel.name}` turns it on again"
         )
     _apply(journal, verdict, result)
-
-
-def _cost(record: ProbeRecord) -> Decimal | None:
-    try:
-        return Decimal(record.estimated_cost) if record.estimated_cost else None
-    except InvalidOperation:
-        return None
 
 
 def _not_searched(

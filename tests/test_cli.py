@@ -35,6 +35,7 @@ COMMANDS = [
     "balance",
     "budget",
     "history",
+    "uncertain",
     "doctor",
     "status",
     "refill",

@@ -4,6 +4,7 @@ order IDs are shared with other customers."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,6 +17,7 @@ import yaml
 from sheetorders.app import run_sheets
 from sheetorders.config import Config, load_config
 from sheetorders.journal import Journal
+from sheetorders.states import EntryState
 from sheetorders.testing.panel_server import PanelServer
 from sheetorders.testing.workbooks import TEST_KEY, read_sheet, set_cells
 from sheetorders.workbook import build_order_workbook
@@ -313,3 +315,51 @@ def _sheet_key(journal: Journal) -> str:
     """The key the journal files the test's one sheet under (from its first entry)."""
     (key,) = {entry.sheet for entry in journal.probe_records("main")}
     return key
+
+
+def test_the_last_adds_leave_one_at_a_time_so_an_unclear_one_gets_an_upper_bound(tmp_path, panel):
+    panel.faults.latency = 0.05
+    config, sheet = setup(tmp_path, panel, rows_of(8))
+    config.panels["main"] = dataclasses.replace(config.panels["main"], concurrency=4)
+    queue_faults(panel, "ok", "ok", "ok", "ok", "html")  # the first of the last four
+
+    report = run_sheets(config).sheets[0]
+
+    assert (report.proven_absent, report.still_uncertain) == (1, 0)
+    result = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in result)
+
+
+def test_an_add_a_killed_process_left_lost_its_answer_by_the_next_session(tmp_path):
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        journal.begin_session()
+        journal.begin_add(
+            ref="so-a",
+            sheet="s",
+            fingerprint="f",
+            panel="p",
+            service="1",
+            link="l",
+            row_number=2,
+            estimated_cost="1",
+        )
+    # The process dies; the next one begins, places an order, and then finds the first unanswered.
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        journal.begin_session()
+        journal.begin_add(
+            ref="so-b",
+            sheet="s",
+            fingerprint="g",
+            panel="p",
+            service="1",
+            link="m",
+            row_number=3,
+            estimated_cost="1",
+        )
+        journal.finish_add("so-b", EntryState.ACCEPTED, order_id="500")
+        journal.mark_interrupted("so-a")
+        records = {record.ref: record for record in journal.probe_records("p")}
+    unanswered, later = records["so-a"], records["so-b"]
+    assert unanswered.lingers
+    assert unanswered.answered_tick is not None and later.sent_tick is not None
+    assert unanswered.answered_tick < later.sent_tick  # so the later order bounds its window

@@ -26,6 +26,7 @@ from sheetorders.testing.panel_server import PanelServer
 from sheetorders.testing.workbooks import TEST_KEY, read_sheet
 from sheetorders.workbook import build_order_workbook
 
+CONCURRENCY = 4
 QUANTITIES = (100, 100, 100, 200, 250, 300, 500, 1000)
 
 
@@ -95,7 +96,7 @@ def fault_run(
 
 
 def _config(folder: Path, url: str, sheet: Path, probe: bool) -> Path:
-    panel = {"url": url, "key": "${TEST_PANEL_KEY}", "concurrency": 4, "probe": probe, "probe_grace": 1}
+    panel = {"url": url, "key": "${TEST_PANEL_KEY}", "concurrency": CONCURRENCY, "probe": probe, "probe_grace": 1}
     data = {
         "panels": {"main": panel},
         "sheet": {"source": str(sheet), "worksheet": "Orders"},
