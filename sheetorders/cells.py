@@ -10,8 +10,12 @@ Cell = str | int | float | Decimal | bool | datetime | None
 
 def cell_text(value: object) -> str:
     """A cell as text: stripped, whole floats without `.0`, None as ''."""
+    if type(value) is str:  # most cells, first
+        return value.strip()
     if value is None:
         return ""
+    if type(value) is int:
+        return str(value)
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float) and value.is_integer():

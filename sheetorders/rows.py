@@ -122,9 +122,11 @@ class SheetRow:
 
     def _set(self, name: str, value: Cell) -> bool:
         """Set a cell; whether it now differs from what the sheet holds."""
-        if cell_text(value) != cell_text(self.value(name)) or name in self.changes:
+        text, read = cell_text(value), cell_text(self.cells.get(name))
+        if name in self.changes or text != read:
             self.changes[name] = value
-        return name in self.changes and cell_text(value) != cell_text(self.cells.get(name))
+            return text != read
+        return False
 
     def _stamp(self, *changed: bool) -> None:
         if any(changed):
@@ -240,7 +242,8 @@ def order_target(cells: Mapping[str, object]) -> str:
 
 def fingerprint(row: SheetRow) -> str:
     """What the row asks for; identifies a row whose ref never reached the sheet."""
-    data = {name: row.text(name) for name in INPUT_COLUMNS if row.text(name)}
+    texts = ((name, row.text(name)) for name in INPUT_COLUMNS)
+    data = {name: text for name, text in texts if text}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
 
 

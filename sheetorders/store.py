@@ -123,6 +123,8 @@ class Store:
 
         Threads that write at the same time share one commit (one sync to disk): each queues
         its work, and whichever thread gets the commit lock commits everything queued so far.
+        `work` may run twice (when another job of the batch fails, the batch runs again, each
+        job in a savepoint): it must change nothing but the database.
         """
         job = _Job(work)
         with self._queue_lock:
@@ -148,16 +150,12 @@ class Store:
                 self._start_ticks()
                 if len(batch) == 1:
                     batch[0].result = batch[0].work(self._db)
-                else:
-                    for job in batch:
-                        # A savepoint each, so that one failing job does not undo the others.
-                        self._db.execute("SAVEPOINT job")
-                        try:
-                            job.result = job.work(self._db)
-                        except sqlite3.Error as error:
-                            self._db.execute("ROLLBACK TO job")
-                            job.error = error
-                        self._db.execute("RELEASE job")
+                elif not self._run_together(batch):
+                    # A job failed: start again, a savepoint each, so that it undoes no other job.
+                    self._db.execute("ROLLBACK")
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._start_ticks()
+                    self._run_apart(batch)
                 self._save_ticks()
                 self._db.execute("COMMIT")
         except BaseException as error:
@@ -172,6 +170,27 @@ class Store:
             self._ticks = None
             for job in batch:
                 job.done.set()
+
+    def _run_together(self, batch: list[_Job]) -> bool:
+        """Every job in the open transaction, no savepoint between them (the common case: none
+        fails); False, results undefined, as soon as one raises a database error."""
+        for job in batch:
+            try:
+                job.result = job.work(self._db)
+            except sqlite3.Error:
+                return False
+        return True
+
+    def _run_apart(self, batch: list[_Job]) -> None:
+        """Every job in its own savepoint: a job's database error undoes that job alone."""
+        for job in batch:
+            self._db.execute("SAVEPOINT job")
+            try:
+                job.result = job.work(self._db)
+            except sqlite3.Error as error:
+                self._db.execute("ROLLBACK TO job")
+                job.error = error
+            self._db.execute("RELEASE job")
 
     def _start_ticks(self) -> None:
         found = self._db.execute("SELECT value FROM meta WHERE key = 'tick'").fetchone()
