@@ -20,6 +20,7 @@ from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
 from sheetorders.journal import Journal, JournalRequest, OrderDetails
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
+from sheetorders.pacing import paced
 from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
 from sheetorders.plan import PlannedOrder
 from sheetorders.rows import SheetRow, fingerprint, order_target
@@ -71,7 +72,7 @@ class OrderSender:
     now: Callable[[], str] = utc_now  # the time an order leaves, as the journal stores it
     currency: Callable[[str], str] = lambda panel: ""  # a panel's currency, for the history
     idempotency_field: Callable[[str], str | None] = lambda panel: None  # a panel's client-key field
-    paced: Callable[[str], bool] = lambda panel: False  # first and last adds one at a time (see _paced)
+    paced: Callable[[str], bool] = lambda panel: False  # adds leave as pacing.paced says
     resend: frozenset[str] = frozenset()  # unresolved refs to send again under their key
     sleep: Callable[[float], None] = time.sleep
     journal_failure: JournalError | None = None
@@ -108,7 +109,7 @@ class OrderSender:
         if not self.paced(panel):
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"add-{panel}") as pool:
                 return list(pool.map(place, orders))
-        return _paced(orders, place, workers, f"add-{panel}")
+        return paced(orders, place, workers, f"add-{panel}")
 
     def _halted(self) -> str | None:
         """Why nothing more may be sent, if so."""
@@ -225,25 +226,6 @@ class OrderSender:
             placement.stopped_panel = not stop.is_set()
             stop.set()
         return placement
-
-
-def _paced(
-    orders: Sequence[PlannedOrder], place: Callable[[PlannedOrder], Placement], workers: int, name: str
-) -> list[Placement]:
-    """Place orders so that every unclear answer has orders of ours on both sides of it, as the
-    order-ID search needs (probe.py): one at a time until one is placed (an order answered
-    before the others leave), then `workers` at once, and the last `workers` one at a time
-    (each leaves after the answers before it). It costs about `workers` + 1 round trips."""
-    placements: list[Placement] = []
-    head = 0
-    while head < len(orders) and not any(placement.placed for placement in placements):
-        placements.append(place(orders[head]))
-        head += 1
-    tail = max(head, len(orders) - workers)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
-        placements.extend(pool.map(place, orders[head:tail]))
-    placements.extend(place(order) for order in orders[tail:])
-    return placements
 
 
 # --- refills and cancels -------------------------------------------------------------
