@@ -96,7 +96,13 @@ def fault_run(
 
 
 def _config(folder: Path, url: str, sheet: Path, probe: bool) -> Path:
-    panel = {"url": url, "key": "${TEST_PANEL_KEY}", "concurrency": CONCURRENCY, "probe": probe, "probe_grace": 1}
+    panel = {
+        "url": url,
+        "key": "${TEST_PANEL_KEY}",
+        "concurrency": CONCURRENCY,
+        "probe": probe,
+        "probe_grace": 1,
+    }
     data = {
         "panels": {"main": panel},
         "sheet": {"source": str(sheet), "worksheet": "Orders"},
