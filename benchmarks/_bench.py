@@ -174,6 +174,7 @@ PASS_STEPS = {
     "_reconcile": "reconcile",
     "_load_catalogs": "services+balance",
     "make_plan": "plan",
+    "_ready_to_send": "check+claim",
     "_place": "submit",
     "_actions": "handle_actions",
     "_refresh": "refresh",

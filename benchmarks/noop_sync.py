@@ -11,6 +11,7 @@ one such pass; a pass that had to read the workbook is shown beside it for compa
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder_name, ServerProcess(latency=0.0, speed=0.0) as server:
         folder = Path(folder_name)
@@ -50,6 +52,10 @@ def main() -> None:
                 time.sleep(0.01)
         read_passes = [t for t, unchanged in timings if not unchanged]
         noop = [t for t, unchanged in timings if unchanged]
+        if args.json:
+            figures = {"rows": args.rows, "read_passes_s": read_passes, "noop_passes_s": noop}
+            print(json.dumps(figures | {"noop_best_s": min(noop) if noop else None}))
+            return
         print(f"noop_sync: {args.rows} rows, nothing open, nothing changed")
         print(f"  passes that read the workbook   {', '.join(f'{t:.2f} s' for t in read_passes)}")
         print(f"  no-op passes (not read)         {', '.join(f'{t:.3f} s' for t in noop)}")

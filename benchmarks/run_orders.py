@@ -80,6 +80,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile-out", type=Path, metavar="FILE", help="with --profile: also save the stats (pstats format)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="the panel with probe: false (its first and last adds are then not sent one at a time)",
+    )
+    parser.add_argument(
+        "--pass-only",
+        action="store_true",
+        help="measure the pass alone: no client probe, no separate load/save/journal measurements",
+    )
     args = parser.parse_args(argv)
     if args.rows < 1 or args.concurrency < 1 or args.latency < 0:
         parser.error("--rows and --concurrency must be at least 1, --latency at least 0")
@@ -88,9 +98,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def measure_pass(args: argparse.Namespace, folder: Path, sheet: Path) -> dict[str, Any]:
     """Run the pass against a panel in another process; the figures of the pass itself."""
+    unpaced = {"probe": False} if args.no_probe else {}  # probe: the config's default
     with ServerProcess(latency=args.latency, speed=args.speed) as server:
         config = Config(
-            panels={PANEL: PanelConfig(name=PANEL, url=server.url, key=KEY, concurrency=args.concurrency)},
+            panels={
+                PANEL: PanelConfig(
+                    name=PANEL, url=server.url, key=KEY, concurrency=args.concurrency, **unpaced
+                )
+            },
             sheets=[SheetConfig(source=str(sheet), worksheet="Orders")],
             journal=folder / ".sheetorders" / "journal.sqlite",
         )
@@ -106,7 +121,7 @@ def measure_pass(args: argparse.Namespace, folder: Path, sheet: Path) -> dict[st
         server.set_latency(0.0)
         with PanelClient(server.url, KEY, name=PANEL, concurrency=1) as client:
             catalog = {service.id: service for service in client.services()}
-            probe = client_probe(client, min(1000, args.rows))
+            probe = 0.0 if args.pass_only else client_probe(client, min(1000, args.rows))
     sheet_report = report.sheets[0]
     return {
         "wall": wall,
@@ -117,6 +132,8 @@ def measure_pass(args: argparse.Namespace, folder: Path, sheet: Path) -> dict[st
         "max_in_flight": stats["max_in_flight"],
         "connections": stats["connections"],
         "report": sheet_report.as_dict() | {"would_order": len(sheet_report.would_order)},
+        "problems": sheet_report.problems[:5],
+        "notices": sheet_report.notices[:5],
         "exit_code": int(report.exit_code),
         "phases": phases.as_dict(),
         "catalog": catalog,
@@ -223,6 +240,8 @@ def summarize(
         "peak_rss_mib": run["peak_rss_mib"],
         **parts,
         "profiled": bool(args.profile),
+        "problems": run["problems"],
+        "notices": run["notices"],
     }
 
 
@@ -298,10 +317,13 @@ def main(argv: list[str] | None = None) -> None:
         build_sheet(sheet, order_rows(args.rows))
         machine_before = machine()
         run = measure_pass(args, folder, sheet)
-        parts = measure_parts(folder, sheet, run["catalog"], args.rows)
+        parts = {} if args.pass_only else measure_parts(folder, sheet, run["catalog"], args.rows)
     result = summarize(args, run, parts, machine_before)
     if args.json:
         print(json.dumps(result | {"profile": run["profile"]}, indent=2))
+    elif args.pass_only:
+        print(json.dumps({k: v for k, v in result.items() if k != "phases"}, indent=2))
+        print_phases(result["phases"])
     else:
         print_text(result, run["profile"])
 

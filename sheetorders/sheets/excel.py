@@ -204,10 +204,7 @@ class ExcelBackend(LocalFileBackend):
         outside: list[tuple[int, int]] = []
         merged: list[tuple[int, int]] = []
         covered = {
-            cell
-            for span in self._merged
-            for cell in span.cells
-            if cell != (span.min_row, span.min_col)
+            cell for span in self._merged for cell in span.cells if cell != (span.min_row, span.min_col)
         }
         for row, column in set(cells):
             if row < 1 or column < 1:
