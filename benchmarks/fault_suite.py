@@ -41,7 +41,8 @@ def main() -> int:
     rates = FaultRates()
     print(
         f"faults: 5xx {rates.error_5xx:.0%}, HTML {rates.html:.0%}, 429 {rates.rate_limit_429:.0%}, "
-        f"drop after create {rates.drop_after_create:.0%}; {args.rows} rows, {args.kills} kills, "
+        f"drop after create {rates.drop_after_create:.0%}, create after drop {rates.create_after_drop:.0%}; "
+        f"{args.rows} rows, {args.kills} kills, "
         f"other customers {args.other_customers} orders between two of ours, "
         f"probe {'off' if args.no_probe else 'on'}"
     )

@@ -99,9 +99,9 @@ class RateLimited(PanelUnavailable):
 class AmbiguousOrder(PanelError):
     """An `add` (or `refill`/`cancel`) may have reached the panel: it may have taken effect.
 
-    Never retried automatically: the caller records the row as uncertain. `lingers`: the
-    client (or a proxy) gave up waiting, so the panel may still be working on the request
-    after this was raised (a read timeout, a gateway timeout).
+    Never retried automatically: the caller records the row as uncertain. `lingers`: nothing
+    shows the panel was done with the request when this was raised (no answer of its own: a
+    timeout, a reset or dropped connection, a proxy's page), so it may still make the order.
     """
 
     def __init__(self, message: str, *, panel: str = "", action: str = "", lingers: bool = False) -> None:

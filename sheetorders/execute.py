@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from sheetorders.errors import AmbiguousOrder, JournalError, PanelError
+from sheetorders.errors import ActiveOrderExists, AmbiguousOrder, JournalError, PanelError
 from sheetorders.journal import Journal, JournalRequest, OrderDetails
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
@@ -44,6 +44,7 @@ class Placement:
     skipped: bool = False  # not sent: its panel had stopped taking orders in this pass
     not_sent: str | None = None  # not sent, and why: a stop was asked for, or the journal failed
     stopped_panel: bool = False  # its answer stopped the orders to its panel
+    contradicts: bool = False  # the panel's answer shows an earlier proof of absence was wrong
 
     @property
     def placed(self) -> bool:
@@ -74,6 +75,7 @@ class OrderSender:
     idempotency_field: Callable[[str], str | None] = lambda panel: None  # a panel's client-key field
     paced: Callable[[str], bool] = lambda panel: False  # adds leave as pacing.paced says
     resend: frozenset[str] = frozenset()  # unresolved refs to send again under their key
+    proven_absent: frozenset[str] = frozenset()  # refs the order-ID search proved never made
     sleep: Callable[[float], None] = time.sleep
     journal_failure: JournalError | None = None
     _done: int = 0
@@ -169,6 +171,7 @@ class OrderSender:
             estimated_cost=str(request.estimated_cost),
             sent_at=self.now(),
             details=OrderDetails(request.service.name, request.quantity, self.currency(request.panel)),
+            keyed=self.idempotency_field(request.panel) is not None,
         )
 
     def _add(self, client: PanelClient, order: PlannedOrder, ref: str) -> str:
@@ -205,16 +208,27 @@ class OrderSender:
         return None
 
     def _failed(self, order: PlannedOrder, ref: str, error: PanelError, stop: threading.Event) -> Placement:
-        if ref in self.resend and not isinstance(error, AmbiguousOrder):
+        contradicts = ref in self.proven_absent and isinstance(error, ActiveOrderExists)
+        if contradicts:
+            # Proven never made, yet the panel has an active order for its link: the proof was wrong.
+            error = AmbiguousOrder(
+                f"the panel answered {error.message!r} to the add the order-ID search had proven never "
+                "made: the earlier attempt may have made it after all",
+                panel=error.panel,
+                action=error.action,
+                lingers=True,
+            )
+        elif ref in self.resend and not isinstance(error, AmbiguousOrder):
             # A refusal of the second sending says nothing of what the first one made.
             error = AmbiguousOrder(
                 f"sent again under its key, the panel answered {error.message!r}; the first sending "
                 "may have made an order",
                 panel=error.panel,
                 action=error.action,
+                lingers=True,
             )
         outcome = outcome_of(error)
-        placement = Placement(order, ref, error=error)
+        placement = Placement(order, ref, error=error, contradicts=contradicts)
         row = order.row
         if isinstance(error, AmbiguousOrder):
             placement.newly_uncertain = row.mark_uncertain(error.message, utc_now())

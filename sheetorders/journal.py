@@ -115,6 +115,8 @@ _MISSING_COLUMNS = (
     ("rows", "answered_clock"),
     ("rows", "lingers"),  # 1: the panel may still have been working on it when it was given up
     ("rows", "probe_note"),  # what the probe found of an unresolved add (candidate IDs, say)
+    ("rows", "keyed"),  # 1: the add carried the ref as the panel's idempotency key
+    ("rows", "settled_by"),  # who gave an unresolved add its order ID: "person" or "search"
 )
 
 
@@ -190,6 +192,8 @@ class ProbeRecord:
     sent_clock: float | None
     answered_clock: float | None
     lingers: bool
+    keyed: bool = False  # sent with the ref as the panel's idempotency key
+    settled_by: str | None = None  # "person" or "search": its order ID came after its answer
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,7 @@ class Journal:
         estimated_cost: str,
         sent_at: str | None = None,
         details: OrderDetails | None = None,
+        keyed: bool = False,
     ) -> None:
         """Record, durably, that an `add` for this row is about to be sent (`sent_at`: its time, as
         the pass's clock says, UTC; default now)."""
@@ -304,8 +309,8 @@ class Journal:
             cursor = db.execute(
                 """INSERT INTO rows (ref, sheet, fingerprint, panel, service, link, row_number, state,
                                      estimated_cost, created_at, updated_at, sent_at,
-                                     service_name, quantity, currency, sent_tick, sent_clock)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     service_name, quantity, currency, sent_tick, sent_clock, keyed)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (ref) DO UPDATE SET
                      fingerprint = excluded.fingerprint, panel = excluded.panel,
                      service = excluded.service, link = excluded.link,
@@ -315,7 +320,8 @@ class Journal:
                      charge = NULL, order_status = NULL, service_name = excluded.service_name,
                      quantity = excluded.quantity, currency = excluded.currency,
                      sent_tick = excluded.sent_tick, sent_clock = excluded.sent_clock,
-                     answered_tick = NULL, answered_clock = NULL, lingers = NULL, probe_note = NULL
+                     answered_tick = NULL, answered_clock = NULL, lingers = NULL, probe_note = NULL,
+                     keyed = excluded.keyed, settled_by = NULL
                    WHERE rows.state IN (?, ?, ?)""",
                 (
                     ref,
@@ -335,6 +341,7 @@ class Journal:
                     details.currency,
                     self._store.tick(),
                     time.time(),
+                    int(keyed),
                     *_SENDABLE,
                 ),
             )
@@ -360,9 +367,10 @@ class Journal:
         `lingers`: no answer, and the panel may still have been working on the request."""
         self._finish(ref, state, (SENDING,), order_id=order_id, error=error, answered=lingers)
 
-    def settle(self, ref: str, order_id: str, note: str) -> None:
-        """An unresolved `add` did create this order (a person, or a proof, found its ID)."""
-        self._finish(ref, ACCEPTED, tuple(UNRESOLVED_STATES), order_id=order_id, error=note)
+    def settle(self, ref: str, order_id: str, note: str, *, by: str = "person") -> None:
+        """An unresolved `add` did create this order: `by` a person who typed its ID, or the
+        order-ID "search" that found it."""
+        self._finish(ref, ACCEPTED, tuple(UNRESOLVED_STATES), order_id=order_id, error=note, settled_by=by)
 
     def release(self, ref: str) -> None:
         """An unresolved `add` may be sent again: a person, or a proof, found it created nothing."""
@@ -421,15 +429,17 @@ class Journal:
 
         self._write(work)
 
-    def set_probe_note(self, ref: str, note: str | None) -> None:
-        """What the order-ID probe found of an unresolved add, for the person who settles it."""
-        self._write(lambda db: db.execute("UPDATE rows SET probe_note = ? WHERE ref = ?", (note, ref)))
+    def set_probe_notes(self, notes: Mapping[str, str]) -> None:
+        """What the order-ID probe found of unresolved adds (by ref), for the person who settles them."""
+        if notes:
+            rows = [(note, ref) for ref, note in notes.items()]
+            self._write(lambda db: db.executemany("UPDATE rows SET probe_note = ? WHERE ref = ?", rows))
 
     def probe_records(self, panel: str) -> list[ProbeRecord]:
         """Every add of `panel` the probe can learn from: placed orders, and unresolved adds."""
         found = self._store.query(
             """SELECT ref, sheet, state, order_id, estimated_cost, quantity, row_number, sent_tick,
-                      answered_tick, sent_clock, answered_clock, lingers
+                      answered_tick, sent_clock, answered_clock, lingers, keyed, settled_by
                FROM rows WHERE panel = ? AND (state = ? OR state IN (?, ?))""",
             (panel, ACCEPTED, *UNRESOLVED_STATES),
         )
@@ -478,14 +488,15 @@ class Journal:
         order_id: str | None,
         error: str | None,
         answered: bool | None = None,
+        settled_by: str | None = None,
     ) -> None:
         """`answered`: record now as the moment the answer was seen (True/False: whether the
         panel may still be working on the request); None keeps the moment recorded before."""
         now = utc_now()
 
         def work(db: sqlite3.Connection) -> Any:
-            assignments = "order_id = ?, error = ?, written = 0, updated_at = ?"
-            values: tuple[Any, ...] = (order_id, error, now)
+            assignments = "order_id = ?, error = ?, written = 0, updated_at = ?, settled_by = ?"
+            values: tuple[Any, ...] = (order_id, error, now, settled_by)
             if answered is not None:
                 assignments += ", answered_tick = ?, answered_clock = ?, lingers = ?"
                 values += (self._store.tick(), time.time(), int(answered))
@@ -671,6 +682,8 @@ def _probe_record(row: sqlite3.Row) -> ProbeRecord:
         sent_clock=_number(row["sent_clock"], float),
         answered_clock=_number(row["answered_clock"], float),
         lingers=bool(_number(row["lingers"])),
+        keyed=bool(_number(row["keyed"])),
+        settled_by=row["settled_by"],
     )
 
 

@@ -886,7 +886,7 @@ class PanelClient:
         order_id = _order_id(value)
         if order_id is None:
             text = json.dumps(payload, default=str)[:1000]
-            raise self._ambiguous("add", "the reply's order ID does not look like one", text)
+            raise self._ambiguous("add", "the reply's order ID does not look like one", text, lingers=False)
         return order_id
 
     def refill(self, order_id: str | int) -> str:
@@ -1056,7 +1056,7 @@ class PanelClient:
         else:
             what = f"no reply ({detail})"
         if write:
-            return self._ambiguous(action, what, lingers=kind.endswith("Timeout"))
+            return self._ambiguous(action, what)
         return self._unavailable(action, what)
 
     def _interpret(self, action: str, response: _Reply, write: bool) -> Any:
@@ -1082,7 +1082,9 @@ class PanelClient:
             # An ID in the reply is an order (or refill) whatever else the reply says; and any
             # answer but a plain refusal or a 429 came after the panel had the request.
             what = _what_came_back(action, status, payload, text)
-            raise self._ambiguous(action, what, text, lingers=status in _GAVE_UP_WAITING)
+            # Only the panel's own answer (JSON) shows it was done with the request; a proxy's page
+            # or a status alone does not (the panel may still be working on it).
+            raise self._ambiguous(action, what, text, lingers=payload is _MISSING)
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise RateLimited(
@@ -1130,7 +1132,7 @@ class PanelClient:
             self._scrub(message), panel=self.name, action=action, snippet=self._snippet(text)
         )
 
-    def _ambiguous(self, action: str, what: str, text: str = "", *, lingers: bool = False) -> AmbiguousOrder:
+    def _ambiguous(self, action: str, what: str, text: str = "", *, lingers: bool = True) -> AmbiguousOrder:
         got = f" (got: {self._snippet(text)})" if text.strip() else ""
         return AmbiguousOrder(
             f"{self._scrub(what)}{got}; the request may have reached the panel and taken effect: "
@@ -1162,7 +1164,7 @@ class PanelClient:
     def _unexpected(self, action: str, payload: Any, write: bool) -> PanelError:
         text = json.dumps(payload, default=str)[:1000]
         if write:
-            return self._ambiguous(action, "unexpected reply", text)
+            return self._ambiguous(action, "unexpected reply", text, lingers=False)
         return self._unavailable(action, "unexpected reply", text)
 
 
@@ -1231,10 +1233,6 @@ def _unclear_write_reply(action: str, status: int, payload: Any) -> bool:
         return not (400 <= status < 500 and _error_message(payload) is not None)
     return False
 
-
-# A proxy's "I gave up waiting for the origin" (gateway timeout; Cloudflare's 524): the origin
-# may still be working on the request, and finish it after the answer.
-_GAVE_UP_WAITING = frozenset({504, 524})
 
 # Cloudflare's own error pages for an origin it never got the request to, by status: the words
 # of their title ("panel.example | 522: Connection timed out"). 520 (unknown error) and 524 (a

@@ -10,6 +10,7 @@ passes them along and counts what happened in the `PassReport`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from sheetorders.errors import (
     SheetTrackedElsewhere,
 )
 from sheetorders.execute import OrderSender, Placement, send_action
-from sheetorders.journal import Journal, JournalMark, JournalRequest
+from sheetorders.journal import Journal, JournalMark, JournalRequest, ProbeRecord
 from sheetorders.models import Balance, Catalog, Service
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import Panels
@@ -54,7 +55,7 @@ from sheetorders.rows import (
     read_sheet,
     rows_from_table,
 )
-from sheetorders.settle import Settlement, settle, show, uncertain_rows
+from sheetorders.settle import RowsSettled, Settlement, settle, show, uncertain_rows
 from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.stopping import StopSignal
@@ -391,45 +392,80 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
 SETTLE_ROUNDS = 3  # settle, place again what was proven absent, settle what that left
 
 
+RESEND_WITHIN = 24 * 3600  # seconds a panel is trusted to remember an idempotency key
+
+
 def _settle_before(work: _Pass, rows: list[SheetRow]) -> None:
-    """Rows left Uncertain by earlier passes: sent again under their key (a panel that takes
-    one), or settled from the order IDs around them; a row proven absent is placed in this pass."""
+    """Rows left Uncertain by earlier passes: sent again under their key (an add that carried
+    one, lately), or settled from the order IDs around them; a row proven absent is placed in
+    this pass."""
     uncertain = [] if work.options.dry_run else uncertain_rows(rows)
     if not uncertain:
         return
+    keyed = _keyed_adds(work, uncertain)
     for row in uncertain:
+        if row.ref not in keyed:
+            continue
         entry = work.journal.get(row.ref)
-        panel = work.config.panels.get(entry.panel) if entry else None
-        if entry and panel and panel.idempotency_field and entry.state == EntryState.AMBIGUOUS:
-            if entry.fingerprint == fingerprint(row):
-                work.resend.add(row.ref)
-                row.mark(None, None)
-            else:
-                row.mark(
-                    RowStatus.UNCERTAIN,
-                    "edited since it was sent without a clear answer: it cannot be sent again under "
-                    "the same key. Check the panel: type the order's ID in order_id, or retry in status",
-                )
+        if entry is not None and entry.fingerprint == fingerprint(row):
+            work.resend.add(row.ref)
+            row.mark(None, None)
+        else:
+            row.mark(
+                RowStatus.UNCERTAIN,
+                "edited since it was sent without a clear answer: it cannot be sent again under "
+                "the same key. Check the panel: type the order's ID in order_id, or retry in status",
+            )
     _settle_rows(work, rows)
+
+
+def _keyed_adds(work: _Pass, rows: list[SheetRow]) -> dict[str, ProbeRecord]:
+    """The ambiguous adds of these rows that carried an idempotency key, sent recently enough
+    for the panel to remember it, to a panel that still takes one."""
+    now = time.time()
+    found: dict[str, ProbeRecord] = {}
+    for name in {entry.panel for row in rows if (entry := work.journal.get(row.ref)) is not None}:
+        panel = work.config.panels.get(name)
+        if panel is None or not panel.idempotency_field:
+            continue
+        for record in work.journal.probe_records(name):
+            recent = record.sent_clock is not None and now - record.sent_clock < RESEND_WITHIN
+            if record.state == EntryState.AMBIGUOUS and record.keyed and recent:
+                found[record.ref] = record
+    return found
 
 
 def _settle_after(work: _Pass, rows: list[SheetRow], orders: list[PlannedOrder]) -> None:
     """Once this pass's orders bound their windows: settle the Uncertain rows, and place again
-    (once) those proven never made; a few rounds, as placing them again bounds the others."""
+    those proven never made (by the normal path: journaled, the same rules); a few rounds, as
+    placing them again bounds the others. A journal that fails here stops the sending, and
+    what was placed is written back all the same."""
     if work.options.dry_run or not orders:
         return
     planned = {id(order.row): order for order in orders}
-    for _ in range(SETTLE_ROUNDS):
-        if not work.sending:
-            return
-        absent = _settle_rows(work, rows)
-        again = [planned[id(row)] for row in absent if id(row) in planned]
-        for row in absent:
-            if id(row) not in planned:  # planned in a later pass, with its row's checks
-                row.note(f"{row.text('error')}; the next pass places it")
-        if not again:
-            return
-        _place(work, again)
+    try:
+        for _ in range(SETTLE_ROUNDS):
+            if not work.sending:
+                return
+            absent = _settle_rows(work, rows)
+            again = [
+                planned[id(row)]
+                for row in absent
+                if id(row) in planned and _may_place(work, planned[id(row)].request.panel)
+            ]
+            for row in absent:
+                if not any(order.row is row for order in again):  # placed by a later pass
+                    row.note(f"{row.text('error')}; the next pass places it")
+            if not again:
+                return
+            _place(work, again)
+    except JournalError as error:
+        work.journal_failure = work.journal_failure or error
+
+
+def _may_place(work: _Pass, panel: str) -> bool:
+    """Whether this pass may still send orders to `panel` (it did not stop taking them)."""
+    return not work.report.panel_down(panel) and panel not in work.stopped_by
 
 
 def _settle_rows(work: _Pass, rows: list[SheetRow]) -> list[SheetRow]:
@@ -438,11 +474,11 @@ def _settle_rows(work: _Pass, rows: list[SheetRow]) -> list[SheetRow]:
     uncertain = [row for row in uncertain_rows(rows) if row.ref not in work.resend]
     if not uncertain or not work.sending:
         return []
-    names = {row.panel_name(work.default_panel) for row in uncertain}
+    names = {entry.panel for row in uncertain if (entry := work.journal.get(row.ref)) is not None}
     work.asked_after_read = True
     settlement = settle(work.journal, work.panels, work.config, names)
-    _count_settlement(work, settlement)
     shown = show(settlement, uncertain)
+    _count_settlement(work, settlement, shown)
     for row in shown.found:
         work.written_refs.add(row.ref)
     for row in shown.absent:
@@ -455,14 +491,15 @@ def _probed(panel: PanelConfig) -> bool:
     return panel.probe and not panel.idempotency_field
 
 
-def _count_settlement(work: _Pass, settlement: Settlement) -> None:
+def _count_settlement(work: _Pass, settlement: Settlement, shown: RowsSettled) -> None:
+    """This sheet's rows settled (another sheet's count in that sheet's pass)."""
     report = work.report
-    for ref in (*settlement.found, *settlement.absent):
-        if ref in work.newly_uncertain:  # no new problem after all
-            work.newly_uncertain.discard(ref)
+    for row in (*shown.found, *shown.absent):
+        if row.ref in work.newly_uncertain:  # no new problem after all
+            work.newly_uncertain.discard(row.ref)
             report.add(Tally.UNCERTAIN, -1)
-    report.add(Tally.FOUND, len(settlement.found))
-    report.add(Tally.PROVEN_ABSENT, len(settlement.absent))
+    report.add(Tally.FOUND, len(shown.found))
+    report.add(Tally.PROVEN_ABSENT, len(shown.absent))
     report.notices.extend(settlement.notices)
     for panel, error in settlement.failures.items():
         report.notices.append(f"panel {panel!r}: the order-ID search could not ask it ({error.message})")
@@ -517,6 +554,7 @@ def _place(work: _Pass, orders: list[PlannedOrder]) -> None:
         lambda panel: balance.currency if (balance := work.report.balances.get(panel)) else "",
         idempotency_field=lambda panel: work.config.panel(panel).idempotency_field,
         resend=frozenset(work.resend),
+        proven_absent=frozenset(work.placed_again),
         paced=lambda panel: _probed(work.config.panel(panel)),
     )
     for placement in sender.send(orders):
@@ -544,6 +582,8 @@ def _count_placement(work: _Pass, placement: Placement) -> None:
             work.written_refs.add(placement.ref)
     elif placement.error is not None:
         _refused(work, placement, placement.error)
+        if placement.contradicts:
+            _proof_contradicted(work, placement)
 
 
 def _skipped(work: _Pass, placement: Placement) -> None:
@@ -555,6 +595,19 @@ def _skipped(work: _Pass, placement: Placement) -> None:
     why = work.report.unreachable.get(panel) or work.stopped_by.get(panel) or "it could not take more"
     reason = f"not sent: panel {panel!r} stopped taking orders in this pass ({why}); a later run places it"
     _hold(work, placement.order.row, reason)
+
+
+def _proof_contradicted(work: _Pass, placement: Placement) -> None:
+    """The panel's answer shows an order the search had proven never made: the search is not
+    to be trusted on that panel."""
+    panel = placement.order.request.panel
+    work.placed_again.pop(placement.ref, None)
+    reason = f"an order it proved never made was there after all (row {placement.order.row.number})"
+    work.journal.set_probe_off(panel, reason)
+    work.report.notices.append(
+        f"panel {panel!r}: the order-ID search is turned off for this panel: {reason}. "
+        f"`sheetorders uncertain --probe-on {panel}` turns it on again"
+    )
 
 
 def _refused(work: _Pass, placement: Placement, error: PanelError) -> None:

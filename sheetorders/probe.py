@@ -132,7 +132,7 @@ class Verdict:
 
 
 def _order_number(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
+    return int(text) if text and text.isascii() and text.isdigit() else None
 
 
 def windows(records: Sequence[ProbeRecord], targets: Iterable[ProbeRecord], grace: float) -> list[Window]:
@@ -140,20 +140,30 @@ def windows(records: Sequence[ProbeRecord], targets: Iterable[ProbeRecord], grac
     placed = [
         (number, record)
         for record in records
-        if record.state == EntryState.ACCEPTED and (number := _order_number(record.order_id)) is not None
+        if record.state == EntryState.ACCEPTED
+        and record.settled_by != "person"  # a typed ID may be any order: it bounds nothing
+        and (number := _order_number(record.order_id)) is not None
     ]
     found = []
     for target in targets:
         if target.sent_tick is None or target.answered_tick is None:
             continue  # from before the journal kept the moments: nothing to bound it with
-        before = [
-            number
-            for number, record in placed
-            if record.answered_tick is not None and record.answered_tick < target.sent_tick
-        ]
+        before = [number for number, record in placed if _answered_before(record, target, grace)]
         after = [number for number, record in placed if _sent_after(record, target, grace)]
         found.append(Window(target.ref, max(before, default=None), min(after, default=None)))
     return found
+
+
+def _answered_before(record: ProbeRecord, target: ProbeRecord, grace: float) -> bool:
+    """Whether `record`'s order surely existed when `target` left. An order found for an unclear
+    add may have been made up to `grace` after its failure was seen."""
+    if record.answered_tick is None or target.sent_tick is None or record.answered_tick >= target.sent_tick:
+        return False
+    if not record.lingers:
+        return True
+    if record.answered_clock is None or target.sent_clock is None:
+        return False
+    return record.answered_clock + grace <= target.sent_clock
 
 
 def _sent_after(record: ProbeRecord, target: ProbeRecord, grace: float) -> bool:
@@ -285,7 +295,7 @@ def judge_all(
     ever within the IDs `asked`, so no more questions are needed)."""
     found: list[Found] = []
     while True:
-        targets = [r for r in records if r.state == EntryState.AMBIGUOUS]
+        targets = [r for r in records if r.state == EntryState.AMBIGUOUS and not r.keyed]
         every = windows(records, targets, grace)
         covered = [w for w in every if w.ids() and set(w.ids()) <= set(asked)]
         estimates = {r.ref: _cost(r) for r in records if r.state.unresolved}
@@ -297,7 +307,7 @@ def judge_all(
         found.extend(verdict.found)
         settled = {f.ref: f.order_id for f in verdict.found}
         records = [
-            dataclasses.replace(r, state=EntryState.ACCEPTED, order_id=settled[r.ref])
+            dataclasses.replace(r, state=EntryState.ACCEPTED, order_id=settled[r.ref], settled_by="search")
             if r.ref in settled
             else r
             for r in records

@@ -38,7 +38,7 @@ def settle(
     result = Settlement()
     for name in sorted(set(names)):
         panel = config.panels.get(name)
-        if panel is None or not panel.probe or panel.idempotency_field:
+        if panel is None or not panel.probe:
             continue
         try:
             _settle_panel(journal, panels, panel, max_calls, result)
@@ -51,7 +51,8 @@ def _settle_panel(
     journal: Journal, panels: Panels, panel: PanelConfig, max_calls: int, result: Settlement
 ) -> None:
     records = journal.probe_records(panel.name)
-    targets = [record for record in records if record.state == EntryState.AMBIGUOUS]
+    # An add that carried an idempotency key is settled by sending it again under that key.
+    targets = [record for record in records if record.state == EntryState.AMBIGUOUS and not record.keyed]
     if not targets:
         return
     off = journal.probe_off(panel.name)
@@ -67,7 +68,7 @@ def _settle_panel(
     if ask:
         for order_id, item in panels.client(panel.name).statuses(ask).items():
             answer = probe.answer_of(item)
-            if answer is not None and order_id.isdigit():
+            if answer is not None and order_id.isascii() and order_id.isdigit():
                 answers[int(order_id)] = answer
     verdict = probe.judge_all(records, answers, {int(order_id) for order_id in ask}, panel.probe_grace)
     _not_searched(targets, windows, covered, result)
@@ -107,7 +108,7 @@ def _apply(journal: Journal, verdict: probe.Verdict, result: Settlement) -> None
     """The verdict into the journal; an entry another process changed meanwhile is left as is."""
     for found in verdict.found:
         try:
-            journal.settle(found.ref, found.order_id, found.note)
+            journal.settle(found.ref, found.order_id, found.note, by="search")
         except JournalError:
             continue
         result.found[found.ref] = found.order_id
@@ -121,9 +122,13 @@ def _apply(journal: Journal, verdict: probe.Verdict, result: Settlement) -> None
         result.notes[absent.ref] = absent.note
     for still in verdict.open:
         result.notes.setdefault(still.ref, still.note)
-    for ref, note in result.notes.items():
-        if ref not in result.found and ref not in result.absent:
-            journal.set_probe_note(ref, note)
+    journal.set_probe_notes(
+        {
+            ref: note
+            for ref, note in result.notes.items()
+            if ref not in result.found and ref not in result.absent
+        }
+    )
 
 
 # --- into the sheet's rows -------------------------------------------------------------

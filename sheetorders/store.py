@@ -115,8 +115,11 @@ class Store:
         return [str(row[0]) for row in self.query("PRAGMA integrity_check")]
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+        try:
+            with self._lock:
+                return self._db.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as error:
+            raise JournalError(f"{self.path}: cannot read the journal ({error})") from error
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in a transaction that is on disk when this returns.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 from sheetorders import probe
@@ -161,3 +162,32 @@ def test_the_ids_asked_stay_within_the_limit_narrowest_windows_first():
     wide, narrow = probe.Window("a", 100, 900), probe.Window("b", 1000, 1010)
     ask, covered = probe.ids_to_ask([wide, narrow], limit=500)
     assert [w.ref for w in covered] == ["b"] and len(ask) == 11
+
+
+def test_an_order_found_for_a_timed_out_add_bounds_nothing_from_below_within_the_grace():
+    """E, A and B time out in that order; the panel drops E, makes B's order (101), then A's
+    (102). A is found; A's order is no lower bound for B (A may have been made after B left)."""
+
+    def record(ref: str, state: EntryState, cost: str, sent: int, clock: float, order: str | None = None):
+        lingers = state == EntryState.AMBIGUOUS
+        return ProbeRecord(ref, "s", state, order, cost, 100, 2, sent, sent + 1, clock, clock, lingers)
+
+    records = [
+        record("P", EntryState.ACCEPTED, "0.24", 1, 0, "100"),
+        record("E", EntryState.AMBIGUOUS, "0.24", 3, 10),
+        record("A", EntryState.AMBIGUOUS, "0.72", 5, 11),
+        record("B", EntryState.AMBIGUOUS, "0.24", 7, 12),
+        record("C", EntryState.ACCEPTED, "0.24", 9, 100, "103"),
+    ]
+    answers = {100: ours("0.24"), 101: ours("0.24"), 102: ours("0.72"), 103: ours("0.24")}
+    verdict = probe.judge_all(records, answers, set(range(100, 104)), grace=60)
+    assert [(f.ref, f.order_id) for f in verdict.found] == [("A", "102")]
+    assert not verdict.absent
+    assert {o.ref: o.candidates for o in verdict.open} == {"E": ("101",), "B": ("101",)}
+
+
+def test_an_order_id_a_person_typed_bounds_no_window():
+    typed = dataclasses.replace(placed(105, sent=3, answered=9), settled_by="person")
+    records = [placed(100, sent=1, answered=2), unclear("x", sent=4, answered=5), typed]
+    (window,) = probe.windows(records, [records[1]], grace=0)
+    assert (window.low, window.high) == (100, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,9 @@ def setup(
     folder: Path, panel: PanelServer, rows: Sequence[Mapping[str, Any]], **panel_options: Any
 ) -> tuple[Config, Path]:
     sheet = build_order_workbook(folder / "orders.xlsx", rows)
+    # The local panel finishes a request before it answers or drops it (but for "late"): no
+    # grace is needed before a later order proves an unclear one made nothing.
+    panel_options = {"probe_grace": 0, **panel_options}
     data = {
         "panels": {"main": {"url": panel.url, "key": "${TEST_PANEL_KEY}", "concurrency": 1, **panel_options}},
         "sheet": {"source": str(sheet), "worksheet": "Orders"},
@@ -250,7 +254,9 @@ def test_an_order_of_another_sheet_bounds_the_window_and_that_sheet_places_the_r
 
 def _config_file(folder: Path, panel: PanelServer, sheet: Path, journal: Path) -> Path:
     data = {
-        "panels": {"main": {"url": panel.url, "key": "${TEST_PANEL_KEY}", "concurrency": 1}},
+        "panels": {
+            "main": {"url": panel.url, "key": "${TEST_PANEL_KEY}", "concurrency": 1, "probe_grace": 0}
+        },
         "sheet": {"source": str(sheet), "worksheet": "Orders"},
         "journal": str(journal),
     }
@@ -363,3 +369,75 @@ def test_an_add_a_killed_process_left_lost_its_answer_by_the_next_session(tmp_pa
     assert unanswered.lingers
     assert unanswered.answered_tick is not None and later.sent_tick is not None
     assert unanswered.answered_tick < later.sent_tick  # so the later order bounds its window
+
+
+def test_an_add_the_panel_makes_after_the_connection_is_lost_is_never_proven_absent(tmp_path, panel):
+    """The panel goes on working on a request whose connection it lost, and makes the order
+    after the next ones: only an order sent `probe_grace` later may bound it from above."""
+    panel.faults.late_delay = 0.5
+    config, sheet = setup(tmp_path, panel, rows_of(6), probe_grace=30)
+    queue_faults(panel, "ok", "ok", "late")
+
+    first = run_sheets(config).sheets[0]
+    assert first.proven_absent == 0
+    assert_once_and_right(panel, sheet)
+    time.sleep(0.8)  # the panel has made the order by now
+    second = run_sheets(config).sheets[0]
+
+    result = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in result)
+    assert (first.found + second.found, len(panel.ledger.orders)) == (1, 6)
+
+
+def test_a_proof_the_panel_contradicts_turns_the_search_off(tmp_path, panel):
+    """Proven never made, the row is sent again, and the panel answers that an order for its
+    link is active: it did make it. The row goes back to Uncertain and the search is turned off."""
+    panel.faults.late_delay = 0.3
+    config, sheet = setup(tmp_path, panel, rows_of(6))  # no grace: the proof is wrong
+    queue_faults(panel, "ok", "ok", "late")
+    panel.faults.latency = 0.2  # so that the late order is made before the row is sent again
+
+    report = run_sheets(config).sheets[0]
+
+    result = read_sheet(sheet)
+    assert result[2]["status"] == "Uncertain" and not result[2]["order_id"]
+    assert any("turned off" in notice for notice in report.notices)
+    with Journal(config.journal) as journal:
+        assert "proved never made" in (journal.probe_off("main") or "")
+    assert len(orders_by_link(panel)[result[2]["link"]]) == 1
+
+
+def test_a_keyless_add_is_not_sent_again_under_a_key_configured_later(tmp_path):
+    with PanelServer(key=TEST_KEY, balance="1000", idempotency_field="request_id") as panel:
+        config, sheet = setup(tmp_path, panel, rows_of(3), probe=False)
+        queue_faults(panel, "ok", "drop")
+        assert run_sheets(config).sheets[0].uncertain == 1
+        # The key is configured only now: the unclear add carried none, so sending it "again
+        # under its key" would make a second order.
+        panel.advance(10**6)  # its order is completed: the panel would take the link again
+        config.panels["main"] = dataclasses.replace(config.panels["main"], idempotency_field="request_id")
+        again = run_sheets(config).sheets[0]
+
+        assert_once_and_right(panel, sheet)
+        assert again.still_uncertain == 1
+
+
+def test_a_journal_that_fails_while_settling_after_placing_still_writes_back_the_orders(
+    tmp_path, panel, monkeypatch
+):
+    from sheetorders.errors import JournalError
+
+    def broken(self: Journal, notes: Mapping[str, str]) -> None:
+        if notes:
+            raise JournalError("cannot record in the journal (disk I/O error)")
+
+    monkeypatch.setattr(Journal, "set_probe_notes", broken)
+    config, sheet = setup(tmp_path, panel, rows_of(4))
+    queue_faults(panel, "ok", "ok", "ok", "html")  # the last add's window stays open: a note
+
+    report = run_sheets(config).sheets[0]
+
+    assert isinstance(report.failure, JournalError)
+    assert report.ordered == 3
+    result = read_sheet(sheet)
+    assert [bool(row["order_id"]) for row in result] == [True, True, True, False]

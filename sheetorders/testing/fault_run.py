@@ -36,6 +36,7 @@ class FaultRates:
     html: float = 0.05
     rate_limit_429: float = 0.05
     drop_after_create: float = 0.08
+    create_after_drop: float = 0.02  # the panel makes the order after the connection is lost
 
 
 @dataclass
@@ -77,6 +78,7 @@ def fault_run(
         faults.retry_after = 0.05
         faults.error_5xx, faults.html = rates.error_5xx, rates.html
         faults.rate_limit_429, faults.drop_after_create = rates.rate_limit_429, rates.drop_after_create
+        faults.create_after_drop, faults.late_delay = rates.create_after_drop, 0.3  # within probe_grace
         sheet = build_order_workbook(
             folder / "orders.xlsx",
             [{"service": 2, "link": link, "quantity": rng.choice(QUANTITIES)} for link in links],

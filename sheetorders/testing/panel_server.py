@@ -192,7 +192,7 @@ def default_catalog() -> list[dict[str, Any]]:
 
 # --- faults -------------------------------------------------------------------
 
-FAULT_KINDS = ("5xx", "html", "429", "drop", "empty", "redirect", "trickle", "endless", "ok")
+FAULT_KINDS = ("5xx", "html", "429", "drop", "late", "empty", "redirect", "trickle", "endless", "ok")
 _KIND_ALIASES = {
     "error_5xx": "5xx",
     "500": "5xx",
@@ -200,6 +200,7 @@ _KIND_ALIASES = {
     "rate_limit_429": "429",
     "rate_limit": "429",
     "drop_after_create": "drop",
+    "create_after_drop": "late",
     "empty_body": "empty",
 }
 
@@ -267,14 +268,16 @@ class Faults:
     """Faults to inject; change the fields at any time, even while the server runs.
 
     Probabilities apply per request (only to `actions` when that is set); `drop_after_create`
-    applies to `add` only: the order is created, then the connection is closed unanswered.
+    and `create_after_drop` apply to `add` only ("drop" and "late" below).
 
     Deterministic faults: `queue(kind, count)` makes the next `count` matching requests fail
     that way, whatever the probabilities. Kinds: "5xx" (a 502 HTML page, not processed), "html"
     (HTTP 200 HTML page, not processed), "429" (with Retry-After, not processed), "empty"
     (HTTP 200, empty body, not processed), "drop" (processed, then the connection is closed
-    unanswered), "redirect" (a 307 to the API URL, not processed), "trickle" (processed, then
-    the reply is sent one byte every `trickle_interval` seconds), "endless" (processed, then
+    unanswered), "late" (the connection is closed unanswered, then the request is processed
+    `late_delay` seconds later: a panel that goes on working on a request the client lost),
+    "redirect" (a 307 to the API URL, not processed), "trickle" (processed, then the reply is
+    sent one byte every `trickle_interval` seconds), "endless" (processed, then
     a reply whose body never ends: whitespace every `trickle_interval` / 10 seconds, until the
     client goes away) and "ok" (no fault: lets one request through, to aim the next queued
     fault at a later request). `queue_reply`
@@ -288,6 +291,8 @@ class Faults:
     html: float = 0.0
     rate_limit_429: float = 0.0
     drop_after_create: float = 0.0
+    create_after_drop: float = 0.0  # "late", for `add` only
+    late_delay: float = 0.3  # seconds between closing the connection and processing, for "late"
     empty_body: float = 0.0
     latency: float = 0.0
     trickle_interval: float = 1.0  # seconds between the bytes of a "trickle" reply
@@ -369,7 +374,7 @@ class Faults:
         with self._lock:
             self._queued.clear()
             self.error_5xx = self.html = self.rate_limit_429 = 0.0
-            self.drop_after_create = self.empty_body = self.latency = 0.0
+            self.drop_after_create = self.create_after_drop = self.empty_body = self.latency = 0.0
             self.actions = None
 
     def draw(self, action: str, rng: random.Random) -> Fault | None:
@@ -390,6 +395,7 @@ class Faults:
                 ("html", self.html),
                 ("empty", self.empty_body),
                 ("drop", self.drop_after_create if action == "add" else 0.0),
+                ("late", self.create_after_drop if action == "add" else 0.0),
             )
             for kind, chance in chances:
                 if chance > 0 and rng.random() < chance:
@@ -1105,6 +1111,10 @@ class _Handler(BaseHTTPRequestHandler):
             if kind.processed:
                 panel.handle(form)
             self._send_recorded(kind)
+        elif kind == "late":
+            self._drop()
+            time.sleep(faults.late_delay)
+            panel.handle(form)
         else:
             status, payload = panel.handle(form)
             if kind == "drop":
