@@ -6,7 +6,8 @@ before it left and sent after it failed, and the fewest other requests of its pr
 - After an unclear answer the next adds go one at a time for a while, and those of the same
   price as the unclear ones wait their turn: two unclear adds of one price in one window
   cannot be told apart.
-- The last adds go one at a time: each leaves after the answers before it.
+- The last adds go one at a time, each once the one before it is answered (adds already in
+  flight at the same time are not waited for).
 
 It costs a few round trips per pass, more while a panel answers unclearly.
 """
