@@ -111,7 +111,7 @@ class OrderSender:
         if not self.paced(panel):
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"add-{panel}") as pool:
                 return list(pool.map(place, orders))
-        return paced(orders, place, workers, f"add-{panel}")
+        return paced(orders, place, workers, f"add-{panel}", self.journal.has_orders(panel))
 
     def _halted(self) -> str | None:
         """Why nothing more may be sent, if so."""

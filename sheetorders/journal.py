@@ -445,6 +445,15 @@ class Journal:
         )
         return [_probe_record(row) for row in found]
 
+    def has_orders(self, panel: str) -> bool:
+        """Whether the journal has an order placed on `panel` (a lower bound for later adds)."""
+        found = self._store.query(
+            "SELECT 1 FROM rows WHERE panel = ? AND state = ? AND order_id IS NOT NULL"
+            " AND COALESCE(settled_by, '') != 'person' LIMIT 1",
+            (panel, ACCEPTED),
+        )
+        return bool(found)
+
     def probe_off(self, panel: str) -> str | None:
         """Why the order-ID probe is turned off for `panel`, if it is."""
         return self._store.get_meta(f"probe_off:{panel}")

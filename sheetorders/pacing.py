@@ -2,14 +2,16 @@
 settles its unclear answers (probe.py): so that each unclear add has orders of ours answered
 before it left and sent after it failed, and the fewest other requests of its price between.
 
-- The first adds go one at a time until one is placed: the others then have a lower bound.
+- On a panel the journal has no order of yet, the first adds go one at a time until one is
+  placed: the others then have a lower bound.
 - After an unclear answer the next adds go one at a time for a while, and those of the same
   price as the unclear ones wait their turn: two unclear adds of one price in one window
   cannot be told apart.
-- The last adds go one at a time, each once the one before it is answered (adds already in
-  flight at the same time are not waited for).
+- Once an answer was unclear, the last adds go one at a time, each once the one before it is
+  answered (adds already in flight at the same time are not waited for).
 
-It costs a few round trips per pass, more while a panel answers unclearly.
+A pass whose answers are all clear costs nothing more (one round trip on a new panel); one
+with unclear answers, a few round trips each.
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ def paced(
     place: Callable[[PlannedOrder], P],
     workers: int,
     name: str,
+    anchored: bool = False,
 ) -> list[P]:
     """`place` each order, `workers` at most at once, in the order described above; the
-    results in the order of `orders`."""
+    results in the order of `orders`. `anchored`: the journal has an order of the panel."""
     results: list[P | None] = [None] * len(orders)
     queue = _Queue(orders)
-    gate = _Gate(2 * workers)
+    gate = _Gate(2 * workers, anchored)
 
     def work() -> None:
         while True:
@@ -94,11 +97,13 @@ class _Queue:
 
 class _Gate:
     """Whether an add goes alone (after the answers before it): while none is placed yet, for
-    the last ones, and for `count` adds after an unclear answer; and which prices to avoid."""
+    `count` adds after an unclear answer, and for the last ones once one was unclear; and which
+    prices to avoid."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, anchored: bool) -> None:
         self.count = count
-        self._placed = False
+        self._placed = anchored
+        self._unclear = False
         self._left = 0
         self._prices: set[Decimal] = set()
         self._state = threading.Lock()
@@ -113,7 +118,7 @@ class _Gate:
     def turn(self, *, last: bool) -> Iterator[None]:
         """The one-at-a-time lock, held while the next add is chosen and sent, when it goes alone."""
         with self._state:
-            alone = last or not self._placed or self._left > 0
+            alone = (last and self._unclear) or not self._placed or self._left > 0
             self._left = max(0, self._left - 1)
         if not alone:
             yield
@@ -126,6 +131,7 @@ class _Gate:
         with self._state:
             self._placed = self._placed or placement.placed
             if isinstance(placement.error, AmbiguousOrder):
+                self._unclear = True
                 self._left = self.count
                 self._prices.add(order.request.estimated_cost)
             elif placement.placed:  # sent after them: the unclear adds before have their upper bound

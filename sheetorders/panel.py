@@ -1082,9 +1082,7 @@ class PanelClient:
             # An ID in the reply is an order (or refill) whatever else the reply says; and any
             # answer but a plain refusal or a 429 came after the panel had the request.
             what = _what_came_back(action, status, payload, text)
-            # Only the panel's own answer (JSON) shows it was done with the request; a proxy's page
-            # or a status alone does not (the panel may still be working on it).
-            raise self._ambiguous(action, what, text, lingers=payload is _MISSING)
+            raise self._ambiguous(action, what, text, lingers=_may_still_be_working(status, payload))
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise RateLimited(
@@ -1232,6 +1230,19 @@ def _unclear_write_reply(action: str, status: int, payload: Any) -> bool:
     if payload is _MISSING or status >= 300:
         return not (400 <= status < 500 and _error_message(payload) is not None)
     return False
+
+
+# Statuses of a proxy (or server) that stopped waiting for the panel's application, or that
+# says it is unavailable, while the application may still be working on the request and
+# make the order later: a gateway timeout, Heroku's request timeout (503), Cloudflare's 524.
+_STOPPED_WAITING = frozenset({408, 503, 504, 524, 598, 599})
+
+
+def _may_still_be_working(status: int, payload: Any) -> bool:
+    """Whether the panel may still make the order after this reply: not when its application
+    answered (JSON), nor after a page that says the application ended the request (a 500 or a
+    200 error page of its own, a 502 for an application that closed or crashed)."""
+    return payload is _MISSING and status in _STOPPED_WAITING
 
 
 # Cloudflare's own error pages for an origin it never got the request to, by status: the words
