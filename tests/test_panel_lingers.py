@@ -20,9 +20,11 @@ def panel():
 
 
 def unclear_add(panel: PanelServer) -> AmbiguousOrder:
-    with PanelClient(panel.url, TEST_KEY, retry=RetryPolicy(attempts=1)) as client:
-        with pytest.raises(AmbiguousOrder) as raised:
-            client.add(2, {"link": "https://instagram.com/p/lingers", "quantity": 100})
+    with (
+        PanelClient(panel.url, TEST_KEY, retry=RetryPolicy(attempts=1)) as client,
+        pytest.raises(AmbiguousOrder) as raised,
+    ):
+        client.add(2, {"link": "https://instagram.com/p/lingers", "quantity": 100})
     return raised.value
 
 
