@@ -211,21 +211,14 @@ class OrderSender:
         contradicts = ref in self.proven_absent and isinstance(error, ActiveOrderExists)
         if contradicts:
             # Proven never made, yet the panel has an active order for its link: the proof was wrong.
-            error = AmbiguousOrder(
-                f"the panel answered {error.message!r} to the add the order-ID search had proven never "
-                "made: the earlier attempt may have made it after all",
-                panel=error.panel,
-                action=error.action,
-                lingers=True,
+            error = _unclear_after_all(
+                error,
+                "to the add the order-ID search had proven never made: the earlier attempt may have made it",
             )
         elif ref in self.resend and not isinstance(error, AmbiguousOrder):
             # A refusal of the second sending says nothing of what the first one made.
-            error = AmbiguousOrder(
-                f"sent again under its key, the panel answered {error.message!r}; the first sending "
-                "may have made an order",
-                panel=error.panel,
-                action=error.action,
-                lingers=True,
+            error = _unclear_after_all(
+                error, "to the add sent again under its key: the first sending may have made it"
             )
         outcome = outcome_of(error)
         placement = Placement(order, ref, error=error, contradicts=contradicts)
@@ -240,6 +233,13 @@ class OrderSender:
             placement.stopped_panel = not stop.is_set()
             stop.set()
         return placement
+
+
+def _unclear_after_all(error: PanelError, why: str) -> AmbiguousOrder:
+    """A refusal that leaves it open whether an earlier sending made the order."""
+    return AmbiguousOrder(
+        f"the panel answered {error.message!r} {why}", panel=error.panel, action=error.action, lingers=True
+    )
 
 
 # --- refills and cancels -------------------------------------------------------------

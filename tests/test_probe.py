@@ -11,38 +11,18 @@ from sheetorders.models import ItemError, OrderStatus
 from sheetorders.states import EntryState
 
 
+def record(
+    ref: str, state: EntryState, order_id: str | None, sent: int, answered: int, clock: float, lingers: bool
+):
+    return ProbeRecord(ref, "s", state, order_id, "0.24", 100, 2, sent, answered, clock, clock, lingers)
+
+
 def placed(order_id: int, sent: int, answered: int, clock: float = 0.0) -> ProbeRecord:
-    return ProbeRecord(
-        ref=f"so-{order_id}",
-        sheet="s",
-        state=EntryState.ACCEPTED,
-        order_id=str(order_id),
-        estimated_cost="0.24",
-        quantity=100,
-        row_number=2,
-        sent_tick=sent,
-        answered_tick=answered,
-        sent_clock=clock,
-        answered_clock=clock,
-        lingers=False,
-    )
+    return record(f"so-{order_id}", EntryState.ACCEPTED, str(order_id), sent, answered, clock, False)
 
 
 def unclear(ref: str, sent: int, answered: int, *, lingers: bool = False, clock: float = 0.0) -> ProbeRecord:
-    return ProbeRecord(
-        ref=ref,
-        sheet="s",
-        state=EntryState.AMBIGUOUS,
-        order_id=None,
-        estimated_cost="0.24",
-        quantity=100,
-        row_number=3,
-        sent_tick=sent,
-        answered_tick=answered,
-        sent_clock=clock,
-        answered_clock=clock,
-        lingers=lingers,
-    )
+    return record(ref, EntryState.AMBIGUOUS, None, sent, answered, clock, lingers)
 
 
 def test_the_window_lies_between_the_last_answer_before_and_the_first_send_after():

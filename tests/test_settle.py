@@ -336,32 +336,27 @@ def test_the_last_adds_leave_one_at_a_time_so_an_unclear_one_gets_an_upper_bound
     assert all(row["order_id"] for row in result)
 
 
+def _begin(journal: Journal, ref: str, link: str) -> None:
+    journal.begin_add(
+        ref=ref,
+        sheet="s",
+        fingerprint=ref,
+        panel="p",
+        service="1",
+        link=link,
+        row_number=2,
+        estimated_cost="1",
+    )
+
+
 def test_an_add_a_killed_process_left_lost_its_answer_by_the_next_session(tmp_path):
     with Journal(tmp_path / "journal.sqlite") as journal:
         journal.begin_session()
-        journal.begin_add(
-            ref="so-a",
-            sheet="s",
-            fingerprint="f",
-            panel="p",
-            service="1",
-            link="l",
-            row_number=2,
-            estimated_cost="1",
-        )
+        _begin(journal, "so-a", "l")
     # The process dies; the next one begins, places an order, and then finds the first unanswered.
     with Journal(tmp_path / "journal.sqlite") as journal:
         journal.begin_session()
-        journal.begin_add(
-            ref="so-b",
-            sheet="s",
-            fingerprint="g",
-            panel="p",
-            service="1",
-            link="m",
-            row_number=3,
-            estimated_cost="1",
-        )
+        _begin(journal, "so-b", "m")
         journal.finish_add("so-b", EntryState.ACCEPTED, order_id="500")
         journal.mark_interrupted("so-a")
         records = {record.ref: record for record in journal.probe_records("p")}
