@@ -7,6 +7,8 @@ import functools
 import json
 import logging
 import logging.handlers
+import os
+import select
 import signal
 import sys
 import threading
@@ -584,7 +586,7 @@ def _one_pass(
     first, unless told not to (-y, `confirm: false`)."""
     stop = StopRequest()
     if ask and config.confirm and not options.dry_run and sys.stdin.isatty() and err_console.is_terminal:
-        options = replace(options, confirm=_ask_before_placing)
+        options = replace(options, confirm=lambda proposal: _ask_before_placing(proposal, stop))
 
     def on_first(signum: int) -> None:
         err_console.print(
@@ -613,8 +615,9 @@ def _one_pass(
     sys.exit(int(exit_code_of(report)))
 
 
-def _ask_before_placing(proposal: Proposal) -> bool:
-    """Show what a pass is about to spend; `y` or `yes` places it, anything else nothing."""
+def _ask_before_placing(proposal: Proposal, stop: StopRequest) -> bool:
+    """Show what a pass is about to spend; `y` or `yes` places it, anything else (or a stop
+    asked for meanwhile) nothing."""
     table = Table("panel", "orders", "estimated", "balance after", title=f"about to order: {proposal.sheet}")
     for panel, count in proposal.orders.items():
         after = proposal.balance_after.get(panel)
@@ -626,9 +629,19 @@ def _ask_before_placing(proposal: Proposal) -> bool:
             "?" if after is None else f"{money(after)} {escape(currency)}",
         )
     err_console.print(table)
-    answer = click.prompt(
-        f"Place these {proposal.total_orders} order(s)? [y/N]", default="", show_default=False, err=True
-    )
+    question = f"Place these {proposal.total_orders} order(s)? [y/N]"
+    if os.name != "posix":
+        return _answered_yes(click.prompt(question, default="", show_default=False, err=True))
+    click.echo(f"{question}: ", nl=False, err=True)
+    # Waiting in short steps, not in one blocking read: a signal that comes while the read is
+    # starting would otherwise be handled only once the person presses Enter.
+    while not stop.is_set():
+        if select.select([sys.stdin], [], [], 0.1)[0]:
+            return _answered_yes(sys.stdin.readline())
+    return False
+
+
+def _answered_yes(answer: object) -> bool:
     return str(answer).strip().lower() in ("y", "yes")
 
 
