@@ -116,15 +116,25 @@ class _Gate:
 
     @contextmanager
     def turn(self, *, last: bool) -> Iterator[None]:
-        """The one-at-a-time lock, held while the next add is chosen and sent, when it goes alone."""
-        with self._state:
-            alone = (last and self._unclear) or not self._placed or self._left > 0
-            self._left = max(0, self._left - 1)
-        if not alone:
+        """The one-at-a-time lock, held while the next add is chosen and sent, when it goes
+        alone; asked again once the lock is had (the adds before may have made it needless)."""
+        if not self._alone(last):
             yield
             return
         with self._one_at_a_time:
+            alone = self._alone(last, take=True)
+            if alone:
+                yield
+        if not alone:
             yield
+
+    def _alone(self, last: bool, *, take: bool = False) -> bool:
+        """Whether the next add goes alone; `take`: it does go, and counts as one of `count`."""
+        with self._state:
+            alone = (last and self._unclear) or not self._placed or self._left > 0
+            if take:
+                self._left = max(0, self._left - 1)
+            return alone
 
     def place(self, place: Callable[[PlannedOrder], P], order: PlannedOrder) -> P:
         placement = place(order)
