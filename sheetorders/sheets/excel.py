@@ -1,7 +1,6 @@
 """Excel workbooks (.xlsx, .xlsm) through openpyxl, edited in place.
 
-A read streams the tab's values in openpyxl's read-only mode (`xlsx_read`); the
-first write (or claim) loads the same bytes in full, and that object is
+The workbook is loaded once in full (not read-only) and the same object is
 modified and saved by `write`, so the user's formatting is kept: fonts, fills,
 column widths, freeze panes, data validation, conditional formatting, number
 formats, formulas, rich text, merged cells, tables, comments and the other
@@ -24,36 +23,55 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from copy import copy
 from datetime import datetime
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, cast
 
 from openpyxl import load_workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.rich_text import CellRichText
 from openpyxl.packaging.custom import StringProperty
 from openpyxl.styles import Font
 from openpyxl.workbook.workbook import Workbook
-from openpyxl.worksheet._read_only import ReadOnlyWorksheet
-from openpyxl.worksheet.cell_range import CellRange
+from openpyxl.worksheet.formula import ArrayFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetorders.errors import SheetError, SheetNotWritable
-from sheetorders.sheets.base import CellWrite, SheetTable, a1, cells_are
+from sheetorders.sheets.base import Cell, CellWrite, SheetTable, a1, cells_are
 from sheetorders.sheets.files import LocalFileBackend, is_url, read_unlocked
 from sheetorders.sheets.xlsx_extensions import Extensions, extensions_of, keeping
-from sheetorders.sheets.xlsx_read import grid, merged_ranges, open_read_only
 
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 MAX_COLUMN = 16_384  # XFD
-T = TypeVar("T")
 
 
-def _owner_property(title: str) -> str:
-    return f"sheetorders.journal {title}"
+def _plain(value: Any) -> Cell:
+    """A cell value as the table gives it: rich text and array formulas as plain text, "" as None."""
+    if isinstance(value, CellRichText):
+        value = str(value)
+    elif isinstance(value, ArrayFormula):
+        value = value.text
+    return None if value == "" else value
 
 
-def _custom_property(workbook: Workbook, name: str) -> str | None:
-    props = workbook.custom_doc_props  # type: ignore[attr-defined]  # not in the stubs
-    return next((str(p.value) for p in props.props if p.name == name), None)
+def _grid(sheet: Worksheet) -> list[list[Cell]]:
+    """Every row of `sheet` up to the last one with a value, each up to its last value.
+
+    Walks the cells openpyxl holds instead of `iter_rows`, which would create an empty
+    cell at every gap (slow, and one stray formatted cell far away would make it huge).
+    """
+    by_row: dict[int, dict[int, Cell]] = {}
+    for (row, column), cell in sheet._cells.items():
+        value = _plain(cell.value)
+        if value is not None:
+            by_row.setdefault(row, {})[column] = value
+    grid: list[list[Cell]] = []
+    for row in range(1, max(by_row, default=0) + 1):
+        columns = by_row.get(row, {})
+        values: list[Cell] = [None] * max(columns, default=0)
+        for column, value in columns.items():
+            values[column - 1] = value
+        grid.append(values)
+    return grid
 
 
 class ExcelBackend(LocalFileBackend):
@@ -65,42 +83,21 @@ class ExcelBackend(LocalFileBackend):
 
     def __init__(self, source: str, worksheet: str | None = None, options: Mapping[str, Any] | None = None):
         super().__init__(source, worksheet, options)
-        self._book: Workbook | None = None  # the editable workbook, see `_workbook`
-        self._book_sheet: Worksheet | None = None
-        self._data: bytes | None = None  # the file as last read
-        self._title: str | None = None  # the tab's title, once read
-        self._merged: list[CellRange] = []
-        self._mark: str | None = None  # the journal's mark the tab carries
+        self._workbook: Workbook | None = None
+        self._sheet: Worksheet | None = None
         self._header_count = 0
         self._extensions: Extensions = {}  # what openpyxl drops, put back on save
         self._before_save: list[Callable[[Workbook], None]] = []
 
     def read(self) -> SheetTable:
-        """The tab's values, read-only: the editable workbook is loaded when a write needs it."""
         stamp, data = read_unlocked(self.path)
-        workbook = self._opened(data, open_read_only)
         try:
-            sheet = cast(ReadOnlyWorksheet, self._pick_sheet(workbook))
-            rows, merged = self._opened(data, lambda _: (grid(sheet), merged_ranges(sheet)))
-            mark = _custom_property(workbook, _owner_property(sheet.title))
-        finally:
-            workbook.close()
-        self._workbook = self._sheet = None
-        self._data, self._title, self._merged, self._mark = data, sheet.title, merged, mark
-        headers = rows[0] if rows else []
-        self._stamp = stamp
-        self._extensions = extensions_of(data)
-        self._header_count = len(headers)
-        # A merged range holds its value in its first cell; new columns go after all of it.
-        width = max((r.max_col for r in merged), default=0)
-        return SheetTable(headers=headers, rows=rows[1:], used_width=width)
-
-    def _opened(self, data: bytes, load: Callable[[bytes], T]) -> T:
-        """`load(data)`, any failure of openpyxl on bad input taken for a damaged workbook."""
-        try:
-            return load(data)
-        except SheetError:
-            raise
+            workbook = load_workbook(
+                io.BytesIO(data),
+                keep_vba=self.path.suffix.lower() == ".xlsm",
+                data_only=False,
+                rich_text=True,
+            )
         except Exception as exc:  # openpyxl fails on bad input in many ways; all mean the same here
             hint = (
                 " (it looks like an old .xls file or a password-protected workbook)"
@@ -110,14 +107,6 @@ class ExcelBackend(LocalFileBackend):
             raise SheetError(
                 f"{self.path} is not a valid Excel workbook (.xlsx/.xlsm) or is damaged{hint}"
             ) from exc
-
-    def _editable(self, data: bytes) -> Workbook:
-        workbook = load_workbook(
-            io.BytesIO(data),
-            keep_vba=self.path.suffix.lower() == ".xlsm",
-            data_only=False,
-            rich_text=True,
-        )
         if workbook.vba_archive is not None:
             # openpyxl keeps the macros in a zip open for appending over a BytesIO; when both
             # are garbage-collected together the zip may try to finish itself on the closed
@@ -126,32 +115,20 @@ class ExcelBackend(LocalFileBackend):
             assert isinstance(buffer, io.BytesIO)  # openpyxl builds it over one
             workbook.vba_archive.close()
             workbook.vba_archive = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
-        return workbook
+        sheet = self._pick_sheet(workbook)
 
-    @property
-    def _workbook(self) -> Workbook | None:
-        """The editable workbook of the version read, loaded in full the first time something
-        needs it (a write, a claim); None before a read."""
-        if self._book is None and self._data is not None:
-            book = self._opened(self._data, self._editable)
-            self._book_sheet = cast(Worksheet, self._pick_sheet(book))
-            self._book = book
-        return self._book
+        rows = _grid(sheet)
+        headers = rows[0] if rows else []
 
-    @_workbook.setter
-    def _workbook(self, workbook: Workbook | None) -> None:
-        self._book = workbook
+        self._workbook, self._sheet = workbook, sheet
+        self._stamp = stamp
+        self._extensions = extensions_of(data)
+        self._header_count = len(headers)
+        # A merged range holds its value in its first cell; new columns go after all of it.
+        merged = max((r.max_col for r in sheet.merged_cells.ranges), default=0)
+        return SheetTable(headers=headers, rows=rows[1:], used_width=merged)
 
-    @property
-    def _sheet(self) -> Worksheet | None:
-        """The tab in the editable workbook (loading it, see `_workbook`)."""
-        return self._book_sheet if self._workbook is not None else None
-
-    @_sheet.setter
-    def _sheet(self, sheet: Worksheet | None) -> None:
-        self._book_sheet = sheet
-
-    def _pick_sheet(self, workbook: Workbook) -> Worksheet | ReadOnlyWorksheet:
+    def _pick_sheet(self, workbook: Workbook) -> Worksheet:
         if not workbook.worksheets:
             raise SheetError(f"{self.path} has no worksheet")
         if self.worksheet is None:
@@ -167,44 +144,54 @@ class ExcelBackend(LocalFileBackend):
             tabs = ", ".join(repr(n) for n in names)
             raise SheetError(f"{self.path} has no tab {self.worksheet!r}; its tabs are: {tabs}")
         sheet = workbook[name]
-        if not isinstance(sheet, Worksheet | ReadOnlyWorksheet):
+        if not isinstance(sheet, Worksheet):
             raise SheetError(f"tab {name!r} of {self.path} is a chart, not a worksheet")
         return sheet
 
+    def _owner_property(self) -> str:
+        assert self._sheet is not None
+        return f"sheetorders.journal {self._sheet.title}"
+
     def owner(self) -> str | None:
         """A custom document property per tab holds the mark of the journal tracking it."""
-        if self._title is None:
+        if self._workbook is None:
             self.read()
-        return self._mark
+        assert self._workbook is not None
+        props = self._workbook.custom_doc_props  # type: ignore[attr-defined]  # not in the stubs
+        name = self._owner_property()
+        return next((str(p.value) for p in props.props if p.name == name), None)
 
     def claim(self, owner: str) -> None:
         if self._workbook is None:
             self.read()
         workbook = self._workbook
         assert workbook is not None
-        assert self._title is not None
-        name = _owner_property(self._title)
+        name = self._owner_property()
         props = workbook.custom_doc_props  # type: ignore[attr-defined]  # not in the stubs
         props.props = [p for p in props.props if p.name != name]
         props.append(StringProperty(name=name, value=owner))
         self._check_before_save()
         self._save(keeping(workbook.save, self._extensions))
-        self._mark = owner
 
     def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:
         """Besides the file (see LocalFileBackend), refuse cells past Excel's last column (XFD)
         and cells covered by a merged range, whose value Excel keeps in the range's first cell
         (openpyxl refuses to set them; the first cell itself may be written)."""
         super().check_writable()
-        if self._title is None:
+        if self._sheet is None:
             self.read()
         self._check_cells((row, column) for row, column in cells)
 
     def _check_cells(self, cells: Iterable[tuple[int, int]]) -> None:
+        sheet = self._sheet
+        assert sheet is not None
         outside: list[tuple[int, int]] = []
         merged: list[tuple[int, int]] = []
         covered = {
-            cell for span in self._merged for cell in span.cells if cell != (span.min_row, span.min_col)
+            cell
+            for span in sheet.merged_cells.ranges
+            for cell in span.cells
+            if cell != (span.min_row, span.min_col)
         }
         for row, column in set(cells):
             if row < 1 or column < 1:
@@ -222,7 +209,7 @@ class ExcelBackend(LocalFileBackend):
             )
         if merged:
             named = [a1(row, column) for row, column in merged[:5]]
-            ranges = sorted({str(r) for r in self._merged for name in named if name in r})
+            ranges = sorted({str(r) for r in sheet.merged_cells.ranges for name in named if name in r})
             raise SheetNotWritable(
                 f"{self.description}: {cells_are(merged)} merged ({', '.join(ranges)}), and results "
                 "go there: unmerge them or move the output columns"
@@ -298,4 +285,3 @@ class ExcelBackend(LocalFileBackend):
 
     def close(self) -> None:
         self._workbook = self._sheet = None
-        self._data = self._title = None
