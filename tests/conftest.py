@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from sheetorders.config import Config, load_config
+from sheetorders.panel import PanelClient
+from sheetorders.testing.clients import SECRET_KEY, Sleeps
 from sheetorders.testing.panel_server import PanelServer
 from sheetorders.testing.workbooks import TEST_KEY, write_config
 from sheetorders.workbook import build_order_workbook
@@ -35,3 +37,23 @@ def sheet_setup(tmp_path: Path, panel: PanelServer):
         return config, sheet
 
     return setup
+
+
+# --- the panel client's tests: a local panel whose key looks like a secret, a recorded sleep ---
+
+
+@pytest.fixture
+def server() -> Iterator[PanelServer]:
+    with PanelServer(key=SECRET_KEY, speed=0) as panel:
+        yield panel
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def client(server: PanelServer, sleeps: Sleeps) -> Iterator[PanelClient]:
+    with PanelClient(server.url, SECRET_KEY, name="test", sleep=sleeps) as panel_client:
+        yield panel_client

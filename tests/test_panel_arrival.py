@@ -7,45 +7,15 @@ a 4xx with JSON that is not a plain refusal) is AmbiguousOrder for add, refill a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sheetorders.errors import AmbiguousOrder, PanelRefused, PanelUnavailable, RateLimited
 from sheetorders.panel import PanelClient
+from sheetorders.testing.clients import SECRET_KEY as KEY
+from sheetorders.testing.clients import Sleeps, add_order
 from sheetorders.testing.panel_server import PanelServer
-
-KEY = "sk-SECRET-9f8e7d6c5b4a3210"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture
-def server() -> Iterator[PanelServer]:
-    with PanelServer(key=KEY, speed=0) as panel:
-        yield panel
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def client(server: PanelServer, sleeps: Sleeps) -> Iterator[PanelClient]:
-    with PanelClient(server.url, KEY, name="test", sleep=sleeps) as panel_client:
-        yield panel_client
-
-
-def add(client: PanelClient, link: str = "https://x.com/a") -> str:
-    return client.add("2", {"link": link, "quantity": 100})
 
 
 def assert_ambiguous_once(server: PanelServer, sleeps: Sleeps, error: AmbiguousOrder, action: str) -> None:
@@ -71,7 +41,7 @@ def test_an_order_id_together_with_an_error_is_ambiguous(
 ) -> None:
     server.faults.queue_processed(extra=extra, actions={"add"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     assert list(server.ledger.orders) == ["10001"]  # the panel did place it
     assert "10001" in str(ambiguous.value)  # the ID is in the message, for the user to check
     assert_ambiguous_once(server, sleeps, ambiguous.value, "add")
@@ -82,7 +52,7 @@ def test_an_order_id_with_an_error_in_a_4xx_is_ambiguous(
 ) -> None:
     server.faults.queue_processed(status=400, extra={"error": "Not enough funds on balance"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     assert "10001" in str(ambiguous.value)
     assert_ambiguous_once(server, sleeps, ambiguous.value, "add")
 
@@ -92,7 +62,7 @@ def test_a_429_carrying_an_order_id_is_ambiguous_and_not_retried(
 ) -> None:
     server.faults.queue_processed(status=429, headers={"Retry-After": "1"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     assert not isinstance(ambiguous.value, RateLimited)
     assert len(server.ledger.orders) == 1
     assert_ambiguous_once(server, sleeps, ambiguous.value, "add")
@@ -107,7 +77,7 @@ def test_a_4xx_after_the_order_was_created_is_ambiguous(
 ) -> None:
     server.faults.queue_processed(status=status, actions={"add"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     assert len(server.ledger.orders) == 1
     assert_ambiguous_once(server, sleeps, ambiguous.value, "add")
 
@@ -127,7 +97,7 @@ def test_a_4xx_that_is_not_a_plain_json_refusal_is_ambiguous_for_add(
 ) -> None:
     server.faults.queue_processed(status=status, body=body or b"", actions={"add"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     assert not isinstance(ambiguous.value, PanelUnavailable)
     assert_ambiguous_once(server, sleeps, ambiguous.value, "add")
 
@@ -135,10 +105,10 @@ def test_a_4xx_that_is_not_a_plain_json_refusal_is_ambiguous_for_add(
 def test_a_4xx_with_a_plain_json_refusal_is_still_a_refusal(server: PanelServer, client: PanelClient) -> None:
     server.faults.queue_reply({"error": "Incorrect service ID"}, status=409)
     with pytest.raises(PanelRefused, match="Incorrect service ID"):
-        add(client)
+        add_order(client)
     server.faults.queue_reply({"error": "Incorrect link", "order": None}, status=400)
     with pytest.raises(PanelRefused, match="Incorrect link"):
-        add(client)
+        add_order(client)
 
 
 @pytest.mark.parametrize("processed", [False, True])
@@ -150,7 +120,7 @@ def test_a_redirect_answering_add_is_ambiguous_and_not_followed(
     else:
         server.faults.queue("redirect")
     with pytest.raises(AmbiguousOrder, match="redirect") as ambiguous:
-        add(client)
+        add_order(client)
     assert len(server.ledger.orders) == int(processed)
     assert_ambiguous_once(server, sleeps, ambiguous.value, "add")
 
@@ -158,7 +128,7 @@ def test_a_redirect_answering_add_is_ambiguous_and_not_followed(
 def test_refill_and_cancel_answered_by_a_page_or_a_redirect_are_ambiguous(
     server: PanelServer, client: PanelClient, sleeps: Sleeps
 ) -> None:
-    oid = add(client)
+    oid = add_order(client)
     server.advance(3600)
     server.faults.queue_processed(status=403, body="<html>Forbidden</html>", actions={"refill"})
     with pytest.raises(AmbiguousOrder) as refill:
@@ -169,7 +139,7 @@ def test_refill_and_cancel_answered_by_a_page_or_a_redirect_are_ambiguous(
     with pytest.raises(AmbiguousOrder):
         client.cancel([oid])
     server.faults.queue_processed(extra={"error": "Refill is already in progress"}, actions={"refill"})
-    other = add(client, "https://x.com/b")
+    other = add_order(client, "https://x.com/b")
     server.advance(3600)
     with pytest.raises(AmbiguousOrder):
         client.refill(other)  # a refill ID together with an error
@@ -201,7 +171,7 @@ def test_an_order_id_that_does_not_look_like_one_is_ambiguous(
 ) -> None:
     server.faults.queue_reply({"order": value, "echo": KEY}, actions={"add"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     message = str(ambiguous.value)
     assert "(got: " in message and '"order"' in message  # the raw reply, for the user to check
     assert_ambiguous_once(server, sleeps, ambiguous.value, "add")
@@ -212,4 +182,4 @@ def test_order_ids_that_look_like_ids_are_returned(
     server: PanelServer, client: PanelClient, value: Any, expected: str
 ) -> None:
     server.faults.queue_reply({"order": value}, actions={"add"})
-    assert add(client) == expected
+    assert add_order(client) == expected

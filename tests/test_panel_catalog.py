@@ -4,7 +4,6 @@ and the rest stay usable."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -13,21 +12,8 @@ import pytest
 from sheetorders.errors import PanelUnavailable
 from sheetorders.models import Catalog, RefusedService
 from sheetorders.panel import PanelClient
+from sheetorders.testing.clients import SECRET_KEY as KEY
 from sheetorders.testing.panel_server import PanelServer, default_catalog
-
-KEY = "sk-SECRET-9f8e7d6c5b4a3210"
-
-
-@pytest.fixture
-def server() -> Iterator[PanelServer]:
-    with PanelServer(key=KEY, speed=0) as panel:
-        yield panel
-
-
-@pytest.fixture
-def client(server: PanelServer) -> Iterator[PanelClient]:
-    with PanelClient(server.url, KEY, name="test", sleep=lambda _: None) as panel_client:
-        yield panel_client
 
 
 def service(sid: Any = "900", **changes: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ and is never sent again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,42 +17,14 @@ import urllib3
 
 from sheetorders.errors import AmbiguousOrder, PanelUnavailable, RateLimited
 from sheetorders.panel import PanelClient, RetryPolicy
+from sheetorders.testing.clients import SECRET_KEY as KEY
+from sheetorders.testing.clients import Sleeps, add_order
 from sheetorders.testing.panel_server import PanelServer, RecordedReply
 
-KEY = "sk-SECRET-9f8e7d6c5b4a3210"
 SAMPLES = Path(__file__).parent / "data" / "cdn"
 NOT_REACHED = sorted(SAMPLES.glob("not-reached--*.http"))
 AMBIGUOUS = sorted(SAMPLES.glob("ambiguous--*.http"))
 CHALLENGES = [p for p in NOT_REACHED if "challenge" in p.name]
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture
-def server() -> Iterator[PanelServer]:
-    with PanelServer(key=KEY, speed=0) as panel:
-        yield panel
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def client(server: PanelServer, sleeps: Sleeps) -> Iterator[PanelClient]:
-    with PanelClient(server.url, KEY, name="test", sleep=sleeps) as panel_client:
-        yield panel_client
-
-
-def add(client: PanelClient, link: str = "https://x.com/a") -> str:
-    return client.add("2", {"link": link, "quantity": 100})
 
 
 def ids(paths: list[Path]) -> list[str]:
@@ -82,7 +53,7 @@ def test_an_add_the_cdn_says_never_reached_the_panel_is_sent_again(
     server: PanelServer, client: PanelClient, sleeps: Sleeps, sample: Path
 ) -> None:
     server.faults.queue_recorded(sample, actions={"add"})
-    assert add(client) == "10001"
+    assert add_order(client) == "10001"
     assert server.ledger.calls["add"] == 2 and list(server.ledger.orders) == ["10001"]
     assert len(sleeps.waits) == 1
 
@@ -96,7 +67,7 @@ def test_an_add_that_never_reaches_the_panel_is_unavailable_not_ambiguous(
         PanelClient(server.url, KEY, name="test", sleep=sleeps, retry=RetryPolicy(attempts=3)) as client,
         pytest.raises(PanelUnavailable) as down,
     ):
-        add(client)
+        add_order(client)
     assert not isinstance(down.value, AmbiguousOrder)
     if isinstance(down.value, RateLimited):
         assert down.value.retry_after == 2.0
@@ -113,16 +84,16 @@ def test_a_challenge_page_names_itself(server: PanelServer, sleeps: Sleeps, samp
         PanelClient(server.url, KEY, sleep=sleeps, retry=RetryPolicy(attempts=1)) as client,
         pytest.raises(PanelUnavailable, match="a Cloudflare challenge page") as down,
     ):
-        add(client)
+        add_order(client)
     assert not isinstance(down.value, AmbiguousOrder)
 
 
 def test_refill_and_cancel_the_cdn_says_never_reached_the_panel_are_sent_again(
     server: PanelServer, client: PanelClient, sleeps: Sleeps
 ) -> None:
-    done = add(client)
+    done = add_order(client)
     server.advance(3600)
-    running = add(client, "https://x.com/b")
+    running = add_order(client, "https://x.com/b")
     page = SAMPLES / "not-reached--cloudflare-521-web-server-down.http"
     server.faults.queue_recorded(page, actions={"refill"})
     server.faults.queue_recorded(page, actions={"cancel"})
@@ -142,7 +113,7 @@ def test_an_add_answered_by_a_page_that_leaves_it_open_is_ambiguous(
 ) -> None:
     server.faults.queue_recorded(sample, processed=processed, actions={"add"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     assert "may have reached the panel" in str(ambiguous.value)
     assert server.ledger.calls["add"] == 1 and len(server.ledger.orders) == int(processed)
     assert sleeps.waits == []
@@ -156,7 +127,7 @@ def test_a_cloudflare_522_page_with_an_order_id_in_it_is_ambiguous(
     )
     server.faults.queue_recorded(RecordedReply(522, page.reason, page.headers, b'{"order": 10001}', True))
     with pytest.raises(AmbiguousOrder, match="10001"):
-        add(client)
+        add_order(client)
     assert server.ledger.calls["add"] == 1 and sleeps.waits == []
 
 
@@ -177,7 +148,7 @@ def test_a_page_short_of_any_of_cloudflare_s_marks_is_ambiguous(
     headers = tuple((name, value) for name, value in page.headers if name.lower() != drop)
     server.faults.queue_recorded(RecordedReply(status, page.reason, headers, page.body))
     with pytest.raises(AmbiguousOrder):
-        add(client)
+        add_order(client)
     assert server.ledger.calls["add"] == 1
 
 

@@ -7,7 +7,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from email.utils import format_datetime
@@ -28,36 +27,9 @@ from sheetorders.errors import (
 from sheetorders.models import Balance, ItemError, OrderStatus, RefillStatus
 from sheetorders.panel import DEFAULT_TIMEOUT, PanelClient, RetryPolicy, Timeouts
 from sheetorders.testing import panel_server
+from sheetorders.testing.clients import SECRET_KEY as KEY
+from sheetorders.testing.clients import Sleeps, add_order
 from sheetorders.testing.panel_server import PanelServer
-
-KEY = "sk-SECRET-9f8e7d6c5b4a3210"
-
-
-class Sleeps:
-    """Stands in for time.sleep: records the waits without waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-@pytest.fixture
-def server() -> Iterator[PanelServer]:
-    with PanelServer(key=KEY, speed=0) as panel:
-        yield panel
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def client(server: PanelServer, sleeps: Sleeps) -> Iterator[PanelClient]:
-    with PanelClient(server.url, KEY, name="test", sleep=sleeps) as panel_client:
-        yield panel_client
 
 
 def new_client(server: PanelServer, sleeps: Sleeps | None = None, **kwargs: Any) -> PanelClient:
@@ -68,10 +40,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def add_default(client: PanelClient, link: str = "https://x.com/a", quantity: int = 100) -> str:
-    return client.add("2", {"link": link, "quantity": quantity})
 
 
 # --- reads and parsing ------------------------------------------------------------------
@@ -123,7 +91,7 @@ def test_balance(server: PanelServer, client: PanelClient) -> None:
 
 
 def test_status_single(server: PanelServer, client: PanelClient) -> None:
-    oid = add_default(client)
+    oid = add_order(client)
     pending = client.status(oid)
     assert pending == OrderStatus(oid, "Pending", Decimal("0.24"), 0, 100, "USD")
     assert not pending.is_final
@@ -147,7 +115,7 @@ def test_status_error_as_a_status_is_not_a_refusal(server: PanelServer, client: 
 @pytest.mark.parametrize("profile", ["standard", "alt"])
 def test_statuses_250_ids_take_three_calls_and_keep_item_errors(profile: str) -> None:
     with PanelServer(key=KEY, speed=0, profile=profile) as panel, new_client(panel) as client:
-        real = [add_default(client, f"https://x.com/{i}") for i in range(3)]
+        real = [add_order(client, f"https://x.com/{i}") for i in range(3)]
         ids = real + [str(900000 + i) for i in range(247)]
         panel.reset_calls()
         result = client.statuses(ids + real)  # duplicates are asked once
@@ -179,8 +147,8 @@ def test_statuses_missing_and_odd_items(server: PanelServer, client: PanelClient
 @pytest.mark.parametrize("profile", ["standard", "alt"])
 def test_refill_flow(profile: str) -> None:
     with PanelServer(key=KEY, speed=0, profile=profile) as panel, new_client(panel) as client:
-        oid = add_default(client)
-        other = add_default(client, "https://x.com/b")
+        oid = add_order(client)
+        other = add_order(client, "https://x.com/b")
         with pytest.raises(PanelRefused, match=r"^panel 'test': refill: Order is not completed$"):
             client.refill(oid)
         panel.advance(3600)
@@ -204,7 +172,7 @@ def test_refill_flow(profile: str) -> None:
 @pytest.mark.parametrize("profile", ["standard", "alt"])
 def test_cancel(profile: str) -> None:
     with PanelServer(key=KEY, speed=0, profile=profile) as panel, new_client(panel) as client:
-        oid = add_default(client)
+        oid = add_order(client)
         no_cancel = client.add(1, {"link": "https://x.com/a", "quantity": 100})
         result = client.cancel([oid, no_cancel, "5"])
         assert result == {
@@ -262,7 +230,7 @@ def test_add_fields_cannot_override_key_or_action(server: PanelServer, client: P
 
 def test_add_alt_dialect_string_ids() -> None:
     with PanelServer(key=KEY, profile="alt") as panel, new_client(panel) as client:
-        assert add_default(client) == "10001"
+        assert add_order(client) == "10001"
 
 
 @pytest.mark.parametrize("profile", ["standard", "alt"])
@@ -270,15 +238,15 @@ def test_add_refusals_are_typed_verbatim_and_not_retried(profile: str) -> None:
     sleeps = Sleeps()
     with PanelServer(key=KEY, balance="1", profile=profile) as panel, new_client(panel, sleeps) as client:
         with pytest.raises(PanelRefused) as low:
-            add_default(client, quantity=10)
+            add_order(client, quantity=10)
         assert type(low.value) is PanelRefused
         assert low.value.message == "Quantity less than minimal 50"
         assert str(low.value) == "panel 'test': add: Quantity less than minimal 50"
         with pytest.raises(NotEnoughFunds, match="Not enough funds on balance"):
-            add_default(client, quantity=1000)
-        add_default(client)
+            add_order(client, quantity=1000)
+        add_order(client)
         with pytest.raises(ActiveOrderExists, match="You have active order with this link"):
-            add_default(client)
+            add_order(client)
         assert panel.ledger.calls["add"] == 4
     assert sleeps.waits == []
 
@@ -295,7 +263,7 @@ def test_add_refusals_are_typed_verbatim_and_not_retried(profile: str) -> None:
 def test_untranslated_refusals(server: PanelServer, client: PanelClient, message: str, error: type) -> None:
     server.faults.queue_reply({"error": message})
     with pytest.raises(error) as refused:
-        add_default(client)
+        add_order(client)
     assert type(refused.value) is error and refused.value.message == message
 
 
@@ -316,7 +284,7 @@ def test_4xx_html_to_a_write_is_ambiguous_and_not_retried(
 ) -> None:
     server.faults.queue_reply("<html>Forbidden</html>", status=403)
     with pytest.raises(AmbiguousOrder, match="HTTP 403"):  # it came after the panel had the request
-        add_default(client)
+        add_order(client)
     assert server.ledger.calls["add"] == 1 and sleeps.waits == []
 
 
@@ -429,7 +397,7 @@ def test_ambiguous_add_is_never_retried(
 ) -> None:
     server.faults.queue(kind, actions={"add"})
     with pytest.raises(AmbiguousOrder) as ambiguous:
-        add_default(client)
+        add_order(client)
     assert "may have reached the panel" in str(ambiguous.value)
     assert server.ledger.calls["add"] == 1
     assert len(server.ledger.orders) == created
@@ -439,7 +407,7 @@ def test_ambiguous_add_is_never_retried(
 def test_dropped_add_left_exactly_one_order(server: PanelServer, client: PanelClient) -> None:
     server.faults.drop_after_create = 1.0
     with pytest.raises(AmbiguousOrder):
-        add_default(client)
+        add_order(client)
     assert server.ledger.calls["add"] == 1
     assert list(server.ledger.orders) == ["10001"]
     assert client.balance().balance == Decimal(1000) - Decimal("0.24")  # reads still work
@@ -451,7 +419,7 @@ def test_add_read_timeout_is_ambiguous(server: PanelServer, sleeps: Sleeps) -> N
         new_client(server, sleeps, timeout=Timeouts(connect=5.0, read=0.05)) as client,
         pytest.raises(AmbiguousOrder, match="ReadTimeout"),
     ):
-        add_default(client)
+        add_order(client)
     deadline = time.monotonic() + 2
     while not server.ledger.orders and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -462,7 +430,7 @@ def test_add_read_timeout_is_ambiguous(server: PanelServer, sleeps: Sleeps) -> N
 def test_add_is_retried_on_429(server: PanelServer, client: PanelClient, sleeps: Sleeps) -> None:
     server.faults.retry_after = 2
     server.faults.queue("429", count=2, actions={"add"})
-    assert add_default(client) == "10001"
+    assert add_order(client) == "10001"
     assert server.ledger.calls["add"] == 3 and len(server.ledger.orders) == 1
     assert len(sleeps.waits) == 2 and all(w >= 2 for w in sleeps.waits)
 
@@ -476,7 +444,7 @@ def test_add_429_until_attempts_run_out_is_unavailable_not_ambiguous(
         new_client(server, sleeps, retry=RetryPolicy(attempts=3)) as client,
         pytest.raises(RateLimited) as limited,
     ):
-        add_default(client)
+        add_order(client)
     assert isinstance(limited.value, PanelUnavailable) and not isinstance(limited.value, AmbiguousOrder)
     assert server.ledger.calls["add"] == 3 and server.ledger.orders == {}
 
@@ -514,12 +482,12 @@ def test_add_succeeds_once_the_panel_comes_up() -> None:
 def test_refill_and_cancel_drops_are_ambiguous(
     server: PanelServer, client: PanelClient, sleeps: Sleeps
 ) -> None:
-    oid = add_default(client)
+    oid = add_order(client)
     server.faults.queue("drop", actions={"cancel"})
     with pytest.raises(AmbiguousOrder):
         client.cancel([oid])
     assert server.order(oid).status == "Canceled"  # it did take effect
-    other = add_default(client, "https://x.com/b")
+    other = add_order(client, "https://x.com/b")
     server.advance(3600)
     server.faults.queue("drop", actions={"refill"})
     with pytest.raises(AmbiguousOrder):
@@ -532,7 +500,7 @@ def test_refill_and_cancel_drops_are_ambiguous(
 def test_unexpected_add_reply_is_ambiguous(server: PanelServer, client: PanelClient) -> None:
     server.faults.queue_reply({"ok": True}, actions={"add"})
     with pytest.raises(AmbiguousOrder, match="unexpected reply"):
-        add_default(client)
+        add_order(client)
 
 
 def test_a_failed_write_batch_among_good_ones_becomes_item_errors(
@@ -574,7 +542,7 @@ def test_redirect_is_not_followed(server: PanelServer, client: PanelClient, slee
     with pytest.raises(PanelUnavailable, match=r"redirected .*key was not re-sent"):
         client.balance()
     with pytest.raises(AmbiguousOrder, match=r"redirected .*check the panel URL"):
-        add_default(client)  # the panel may have acted on it before redirecting
+        add_order(client)  # the panel may have acted on it before redirecting
     assert sum(server.ledger.calls.values()) == 2 and server.ledger.orders == {}
     assert sleeps.waits == []
 
@@ -586,11 +554,11 @@ def test_the_key_never_leaks(server: PanelServer, sleeps: Sleeps, caplog: pytest
     with new_client(server, sleeps, retry=RetryPolicy(attempts=2)) as client:
         assert KEY not in repr(client)
         client.services()
-        add_default(client)
+        add_order(client)
         steps = [
-            lambda: add_default(client, quantity=1),
+            lambda: add_order(client, quantity=1),
             lambda: server.faults.queue("html", count=2) or client.balance(),
-            lambda: server.faults.queue("html") or add_default(client, "https://x.com/z"),
+            lambda: server.faults.queue("html") or add_order(client, "https://x.com/z"),
             lambda: server.faults.queue_reply({"error": f"Invalid API key {KEY}"}) or client.balance(),
             lambda: server.faults.queue("redirect") or client.balance(),
             lambda: server.faults.queue("5xx", count=2) or client.statuses(["1"]),
@@ -706,7 +674,7 @@ def test_concurrent_adds_get_distinct_ids(server: PanelServer) -> None:
 
         def place(n: int) -> None:
             for i in range(5):
-                oid = add_default(client, f"https://x.com/{n}/{i}")
+                oid = add_order(client, f"https://x.com/{n}/{i}")
                 with lock:
                     ids.append(oid)
 
@@ -743,7 +711,7 @@ def test_a_reply_too_long_is_cut_off_and_its_connection_not_reused(
     monkeypatch.setattr(panel, "_CHUNK", 100)
     server.faults.queue_reply({"order": 10001, "padding": "x" * 5000}, actions={"add"})
     with pytest.raises(AmbiguousOrder, match="longer than 1000 bytes"):
-        add_default(client)
+        add_order(client)
     with pytest.raises(PanelUnavailable, match="longer than 1000 bytes"):
         client.services()  # a read: retried, and too long every time
     assert client.balance().balance == Decimal(1000)  # on a fresh connection, not the rest of a reply

@@ -19,19 +19,12 @@ import urllib3.util.connection
 
 from sheetorders.errors import AmbiguousOrder, PanelUnavailable
 from sheetorders.panel import DEFAULT_DEADLINE, PanelClient, RetryPolicy, Timeouts
+from sheetorders.testing.clients import SECRET_KEY as KEY
+from sheetorders.testing.clients import Sleeps, add_order
 from sheetorders.testing.panel_server import PanelServer
 
-KEY = "sk-SECRET-9f8e7d6c5b4a3210"
 DEADLINE = 1.0
 BOUND = 10.0  # the trickled replies below would take 15 s or more; the endless ones forever
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture
@@ -45,16 +38,12 @@ def new_client(server: PanelServer, sleeps: Sleeps, **kwargs: object) -> PanelCl
     return PanelClient(server.url, KEY, name="test", sleep=sleeps, deadline=DEADLINE, **kwargs)  # type: ignore[arg-type]
 
 
-def add(client: PanelClient, link: str = "https://x.com/a") -> str:
-    return client.add("2", {"link": link, "quantity": 100})
-
-
 def test_a_trickled_add_reply_past_the_deadline_is_ambiguous(server: PanelServer) -> None:
     sleeps = Sleeps()
     server.faults.queue("trickle", actions={"add"})
     started = time.monotonic()
     with new_client(server, sleeps) as client, pytest.raises(AmbiguousOrder) as ambiguous:
-        add(client)
+        add_order(client)
     assert time.monotonic() - started < BOUND
     assert "deadline" in str(ambiguous.value)
     assert len(server.ledger.orders) == 1  # the panel did place it
@@ -65,7 +54,7 @@ def test_a_trickled_add_reply_past_the_deadline_is_ambiguous(server: PanelServer
 def test_refill_and_cancel_past_the_deadline_are_ambiguous(server: PanelServer, kind: str) -> None:
     sleeps = Sleeps()
     with new_client(server, sleeps) as client:
-        oid = add(client)
+        oid = add_order(client)
         server.advance(3600)
         server.faults.queue(kind, actions={"refill", "cancel"}, count=2)
         started = time.monotonic()
@@ -106,7 +95,7 @@ def test_a_quick_reply_is_not_cut_by_the_deadline(server: PanelServer) -> None:
     server.faults.trickle_interval = 0.01  # about 0.15 s for the whole reply
     server.faults.queue("trickle", actions={"add"})
     with new_client(server, Sleeps()) as client:
-        assert add(client) == "10001"
+        assert add_order(client) == "10001"
 
 
 def test_the_deadline_is_at_least_the_configured_timeouts(server: PanelServer) -> None:
@@ -201,7 +190,7 @@ def test_a_reply_whose_status_line_and_headers_trickle_in_is_cut_at_the_deadline
             PanelClient(f"http://{tarpit.address}/api/v2", KEY, sleep=sleeps, deadline=DEADLINE) as client,
             pytest.raises(AmbiguousOrder, match="deadline"),
         ):
-            add(client)
+            add_order(client)
         assert time.monotonic() - started < BOUND
     assert len(tarpit.requests) == 1 and sleeps.waits == []
 
@@ -226,7 +215,7 @@ def test_a_request_through_a_forwarding_proxy_keeps_the_key_in_the_body_and_the_
             ) as client,
             pytest.raises(AmbiguousOrder, match="deadline"),
         ):
-            add(client)
+            add_order(client)
         assert time.monotonic() - started < BOUND
     (request,) = proxy.requests
     head, _, body = request.partition(b"\r\n\r\n")
@@ -246,7 +235,7 @@ def test_a_tunnel_through_a_proxy_that_never_opens_is_not_sent_and_ends_by_the_d
             ) as client,
             pytest.raises(PanelUnavailable, match="nothing was sent") as down,
         ):
-            add(client)
+            add_order(client)
         assert time.monotonic() - started < BOUND
     assert not isinstance(down.value, AmbiguousOrder)
     (request,) = proxy.requests
@@ -284,7 +273,7 @@ def test_a_tls_handshake_that_never_ends_is_cut_at_the_deadline_and_not_sent(
             ) as client,
             pytest.raises(PanelUnavailable, match="nothing was sent") as down,
         ):
-            add(client)
+            add_order(client)
         elapsed = time.monotonic() - started
     assert not isinstance(down.value, AmbiguousOrder)
     assert DEADLINE - 0.05 <= elapsed < DEADLINE + 0.4  # the handshake got what was left, not a new second

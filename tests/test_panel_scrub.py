@@ -12,9 +12,9 @@ import pytest
 
 from sheetorders.errors import PanelError
 from sheetorders.panel import PanelClient, RetryPolicy
+from sheetorders.testing.clients import SECRET_KEY as KEY
 from sheetorders.testing.panel_server import PanelServer
 
-KEY = "sk-SECRET-9f8e7d6c5b4a3210"
 AMP_KEY = "sk&SECRET&9f8e7d6c5b4a"
 
 
@@ -51,12 +51,6 @@ def decoded(text: str) -> str:
 
 def no_key_in(text: str, key: str) -> None:
     assert key.lower() not in decoded(text), text
-
-
-@pytest.fixture
-def server() -> Iterator[PanelServer]:
-    with PanelServer(key=KEY, speed=0) as panel:
-        yield panel
 
 
 @pytest.fixture

@@ -27,21 +27,9 @@ import pytest
 from sheetorders import panel
 from sheetorders.errors import AmbiguousOrder, PanelUnavailable
 from sheetorders.panel import PanelClient, RetryPolicy, Timeouts
+from sheetorders.testing.clients import SECRET_KEY as KEY
+from sheetorders.testing.clients import Sleeps, add_order
 from sheetorders.testing.panel_server import PanelServer
-
-KEY = "sk-SECRET-9f8e7d6c5b4a3210"
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-def add(client: PanelClient) -> str:
-    return client.add("2", {"link": "https://x.com/a", "quantity": 100})
 
 
 def assert_not_sent(error: PanelUnavailable, kind: str) -> None:
@@ -133,7 +121,7 @@ def test_https_to_a_trusted_panel_works_and_keeps_its_connection(
     trust(certs["ca"])
     assert https_panel.url.startswith("https://127.0.0.1:")
     with PanelClient(https_panel.url, KEY, name="test") as client:
-        assert add(client) == "10001"
+        assert add_order(client) == "10001"
         for _ in range(4):
             assert client.balance().balance == Decimal(1000) - Decimal("0.24")
     assert https_panel.ledger.connections == 1
@@ -150,7 +138,7 @@ def test_an_untrusted_certificate_fails_the_handshake_and_nothing_is_sent(
         PanelClient(https_panel.url, KEY, sleep=sleeps, retry=RetryPolicy(attempts=3)) as client,
         pytest.raises(PanelUnavailable) as down,
     ):
-        add(client)
+        add_order(client)
     assert_not_sent(down.value, "TLSError")
     assert "certificate" in str(down.value)
     assert len(sleeps.waits) == 2  # safe to retry: it was
@@ -179,7 +167,7 @@ def test_https_to_a_port_that_speaks_plain_http_is_a_tls_failure_and_nothing_is_
             PanelClient(url, KEY, sleep=sleeps, retry=RetryPolicy(attempts=2)) as client,
             pytest.raises(PanelUnavailable) as down,
         ):
-            add(client)
+            add_order(client)
         assert plain.ledger.calls["add"] == 0 and plain.ledger.orders == {}
     assert_not_sent(down.value, "TLSError")
     assert len(sleeps.waits) == 1
@@ -200,7 +188,7 @@ def test_a_name_that_does_not_resolve_is_not_sent_and_is_retried(monkeypatch: py
         ) as client,
         pytest.raises(PanelUnavailable) as down,
     ):
-        add(client)
+        add_order(client)
     assert_not_sent(down.value, "DNSError: Name or service not known")
     assert len(sleeps.waits) == 2
 
@@ -218,7 +206,7 @@ def test_a_connect_timeout_is_not_sent(monkeypatch: pytest.MonkeyPatch) -> None:
         PanelClient("http://127.0.0.1:9/api/v2", KEY, sleep=sleeps, timeout=timeout) as client,
         pytest.raises(PanelUnavailable) as down,
     ):
-        add(client)
+        add_order(client)
     assert_not_sent(down.value, "ConnectTimeout")
     assert len(sleeps.waits) == 4
 
@@ -230,7 +218,7 @@ def test_a_url_that_is_not_http_is_final_and_never_sent() -> None:
             PanelClient(url, KEY, sleep=sleeps) as client,
             pytest.raises(PanelUnavailable, match="invalid panel URL") as bad,
         ):
-            add(client)
+            add_order(client)
         assert not isinstance(bad.value, AmbiguousOrder)
     assert sleeps.waits == []  # retrying cannot fix it
 
