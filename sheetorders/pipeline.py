@@ -29,7 +29,7 @@ from sheetorders.errors import (
     SheetTrackedElsewhere,
 )
 from sheetorders.execute import OrderSender, Placement, send_action
-from sheetorders.journal import Journal, JournalMark, JournalRequest, ProbeRecord
+from sheetorders.journal import Journal, JournalMark, JournalRequest
 from sheetorders.models import Balance, Catalog, Service
 from sheetorders.outcomes import outcome_of
 from sheetorders.panel import Panels
@@ -402,12 +402,12 @@ def _settle_before(work: _Pass, rows: list[SheetRow]) -> None:
     uncertain = [] if work.options.dry_run else uncertain_rows(rows)
     if not uncertain:
         return
-    keyed = _keyed_adds(work, uncertain)
+    entries = {row.ref: entry for row in uncertain if (entry := work.journal.get(row.ref)) is not None}
+    keyed = _keyed_adds(work, {entry.panel for entry in entries.values()})
     for row in uncertain:
         if row.ref not in keyed:
             continue
-        entry = work.journal.get(row.ref)
-        if entry is not None and entry.fingerprint == fingerprint(row):
+        if entries[row.ref].fingerprint == fingerprint(row):
             work.resend.add(row.ref)
             row.mark(None, None)
         else:
@@ -419,19 +419,19 @@ def _settle_before(work: _Pass, rows: list[SheetRow]) -> None:
     _settle_rows(work, rows)
 
 
-def _keyed_adds(work: _Pass, rows: list[SheetRow]) -> dict[str, ProbeRecord]:
-    """The ambiguous adds of these rows that carried an idempotency key, sent recently enough
-    for the panel to remember it, to a panel that still takes one."""
+def _keyed_adds(work: _Pass, panels: set[str]) -> set[str]:
+    """The refs of these panels' ambiguous adds that carried an idempotency key, sent recently
+    enough for the panel to remember it, to a panel that still takes one."""
     now = time.time()
-    found: dict[str, ProbeRecord] = {}
-    for name in {entry.panel for row in rows if (entry := work.journal.get(row.ref)) is not None}:
+    found: set[str] = set()
+    for name in panels:
         panel = work.config.panels.get(name)
         if panel is None or not panel.idempotency_field:
             continue
         for record in work.journal.probe_records(name):
             recent = record.sent_clock is not None and now - record.sent_clock < RESEND_WITHIN
             if record.state == EntryState.AMBIGUOUS and record.keyed and recent:
-                found[record.ref] = record
+                found.add(record.ref)
     return found
 
 
@@ -447,14 +447,12 @@ def _settle_after(work: _Pass, rows: list[SheetRow], orders: list[PlannedOrder])
         for _ in range(SETTLE_ROUNDS):
             if not work.sending:
                 return
-            absent = _settle_rows(work, rows)
-            again = [
-                planned[id(row)]
-                for row in absent
-                if id(row) in planned and _may_place(work, planned[id(row)].request.panel)
-            ]
-            for row in absent:
-                if not any(order.row is row for order in again):  # placed by a later pass
+            again = []
+            for row in _settle_rows(work, rows):
+                order = planned.get(id(row))
+                if order is not None and _may_place(work, order.request.panel):
+                    again.append(order)
+                else:  # placed by a later pass
                     row.note(f"{row.text('error')}; the next pass places it")
             if not again:
                 return
