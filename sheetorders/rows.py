@@ -46,10 +46,18 @@ class SheetRow:
     changes: dict[str, Cell] = field(default_factory=dict)
     request_ids: list[int] = field(default_factory=list)  # journaled refills/cancels shown in this row
     ref_ignored: bool = False  # a ref copied from another row: this row does not own it
+    columns: frozenset[str] | None = None  # the sheet's columns (None: those `cells` names)
 
     def __post_init__(self) -> None:
         self.raw = tuple(self.raw)
         self.cells = MappingProxyType(dict(self.cells))
+        if self.columns is None:
+            self.columns = frozenset(self.cells)
+
+    def has_column(self, name: str) -> bool:
+        """Whether the sheet has this column (`cells` leaves out the empty ones)."""
+        assert self.columns is not None
+        return name in self.columns
 
     def value(self, name: str) -> Cell:
         return self.changes[name] if name in self.changes else self.cells.get(name)
@@ -87,13 +95,13 @@ class SheetRow:
 
     def void_approval(self, message: str) -> None:
         """The row changed after it was approved: the approval no longer holds."""
-        if APPROVAL_COLUMN in self.cells:
+        if self.has_column(APPROVAL_COLUMN):
             self._set(APPROVAL_COLUMN, None)
         self.mark(RowStatus.NEEDS_APPROVAL, message)
 
     def show_estimate(self, cost: Decimal) -> None:
         """The estimated cost in `estimate`, unless the sheet computes it there (a formula)."""
-        if "estimate" in self.cells and not self.text("estimate").startswith("="):
+        if self.has_column("estimate") and not self.text("estimate").startswith("="):
             self._set("estimate", cost)
 
     @property
@@ -224,9 +232,13 @@ class SheetRow:
 
 def rows_from_table(table: SheetTable, columns: Mapping[str, int]) -> list[SheetRow]:
     rows = []
+    named = list(columns.items())
+    present = frozenset(columns)  # one for all the rows
     for offset, raw in enumerate(table.rows):
-        cells = {name: raw[index] if index < len(raw) else None for name, index in columns.items()}
-        rows.append(SheetRow(number=offset + 2, raw=tuple(raw), cells=cells))
+        # Empty cells are left out (`cells.get` reads them as None): most of a wide sheet's are.
+        width = len(raw)
+        cells = {name: raw[index] for name, index in named if index < width and raw[index] is not None}
+        rows.append(SheetRow(number=offset + 2, raw=tuple(raw), cells=cells, columns=present))
     return rows
 
 

@@ -8,7 +8,7 @@ is written, and a row that cannot be found is left for the next pass (the journa
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheetorders.columns import ACTION_COLUMN, OUTPUT_COLUMNS, map_headers
@@ -68,15 +68,15 @@ def _lost(result: WrittenBack, row: SheetRow) -> None:
     )
 
 
-def cells_to_check(read: SheetRead, rows: Iterable[SheetRow]) -> list[tuple[int, int]]:
+def cells_to_check(read: SheetRead, rows: Iterable[SheetRow]) -> Iterator[tuple[int, int]]:
     """Every cell a write-back of these rows may need: header cells of new output columns, and
-    the rows' output cells (checked before anything is sent, see SheetBackend.check_writable)."""
+    the rows' output cells (checked before anything is sent, see SheetBackend.check_writable).
+    Made as they are checked: a big sheet's are too many to keep."""
     names = (*OUTPUT_COLUMNS, ACTION_COLUMN)
     columns, header_cells = _appended(read.table, read.columns, names)
-    cells = [(cell.row, cell.column) for cell in header_cells]
+    yield from ((cell.row, cell.column) for cell in header_cells)
     indexes = [columns[name] + 1 for name in names]
-    cells.extend((row.number, index) for row in rows for index in indexes)
-    return cells
+    yield from ((row.number, index) for row in rows for index in indexes)
 
 
 def _with_output_columns(

@@ -462,3 +462,38 @@ def test_used_width_counts_unlabeled_cells_and_merged_ranges(tmp_path: Path) -> 
     table = ExcelBackend(str(path)).read()
     assert (len(table.headers), table.used_width) == (3, 5)
     assert ExcelBackend(str(make_workbook(tmp_path / "merged.xlsx"))).read().used_width == 8  # G1:H1
+
+
+def test_the_worksheet_s_own_extensions_are_found_after_many_rows_and_no_others(tmp_path):
+    """The extensions are read from the streamed worksheet part: those of the worksheet itself,
+    after its rows, and not the one a conditional format carries inside it, nor a cell's text."""
+    from lxml import etree
+
+    from sheetorders.sheets.xlsx_extensions import CONDITIONAL_FORMATS, DATA_VALIDATIONS, MAIN, extensions_of
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Orders"
+    ws.append(["link", "note"])
+    for number in range(3000):
+        ws.append([f"https://example.com/{number}", "extLst"])
+    path = tmp_path / "many.xlsx"
+    wb.save(path)
+    with zipfile.ZipFile(path) as archive:
+        parts = {item.filename: archive.read(item) for item in archive.infolist()}
+    root = etree.fromstring(parts["xl/worksheets/sheet1.xml"])
+    formatting = etree.SubElement(root, f"{{{MAIN}}}conditionalFormatting", sqref="A2")
+    rule = etree.SubElement(formatting, f"{{{MAIN}}}cfRule", type="expression", priority="1")
+    etree.SubElement(etree.SubElement(rule, f"{{{MAIN}}}extLst"), f"{{{MAIN}}}ext", uri=CONDITIONAL_FORMATS)
+    ext_list = etree.SubElement(root, f"{{{MAIN}}}extLst")
+    etree.SubElement(ext_list, f"{{{MAIN}}}ext", uri=DATA_VALIDATIONS)
+    etree.SubElement(ext_list, f"{{{MAIN}}}ext", uri="{00000000-0000-0000-0000-000000000000}")
+    parts["xl/worksheets/sheet1.xml"] = etree.tostring(root)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+
+    found = extensions_of(path.read_bytes())
+
+    assert list(found) == ["Orders"]
+    assert [etree.fromstring(xml).get("uri") for xml in found["Orders"]] == [DATA_VALIDATIONS]

@@ -91,7 +91,7 @@ class SheetTable:
         return values[column - 1] if column - 1 < len(values) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a pass writes many: slots keep each small
 class CellWrite:
     """Put `value` at 1-based sheet `row` and 1-based `column`. Values are data, never formulas."""
 

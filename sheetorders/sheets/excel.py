@@ -193,15 +193,15 @@ class ExcelBackend(LocalFileBackend):
             for cell in span.cells
             if cell != (span.min_row, span.min_col)
         }
-        for row, column in set(cells):
+        for row, column in cells:  # streamed: a pass's cells are many, the problems few
             if row < 1 or column < 1:
                 raise ValueError(f"cells are numbered from 1, not ({row}, {column})")
             if column > MAX_COLUMN:
                 outside.append((row, column))
-            elif (row, column) in covered:
+            elif covered and (row, column) in covered:
                 merged.append((row, column))
-        outside.sort()
-        merged.sort()
+        outside = sorted(set(outside))
+        merged = sorted(set(merged))
         if outside:
             raise SheetNotWritable(
                 f"{self.description}: {cells_are(outside)} past Excel's last column XFD: "

@@ -57,17 +57,46 @@ def extensions_of(data: bytes) -> Extensions:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             found: Extensions = {}
             for title, path in _sheet_parts(archive).items():
-                root = etree.fromstring(archive.read(path))
-                kept = [
-                    etree.tostring(ext)
-                    for ext in root.iterfind(f"{{{MAIN}}}extLst/{{{MAIN}}}ext")
-                    if ext.get("uri") in CARRIED
-                ]
+                kept = _carried(archive, path)
                 if kept:
                     found[title] = kept
             return found
     except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError):
         return {}
+
+
+def _carried(archive: zipfile.ZipFile, path: str) -> list[bytes]:
+    """The carried <ext> elements of the worksheet part at `path`. The part is streamed, its rows
+    dropped as they are read: a sheet of many rows is never held whole (as a tree it would take
+    several times the memory of the whole workbook), and one with no extensions is not parsed."""
+    with archive.open(path) as stream:
+        if not _mentions(stream, b"extLst"):
+            return []
+    kept: list[bytes] = []
+    with archive.open(path) as stream:
+        for _event, element in etree.iterparse(stream, tag=(f"{{{MAIN}}}row", f"{{{MAIN}}}extLst")):
+            parent = element.getparent()
+            if element.tag == f"{{{MAIN}}}row":
+                element.clear()
+                while element.getprevious() is not None:
+                    del parent[0]
+            elif parent is not None and parent.getparent() is None:  # the worksheet's own list
+                kept += [
+                    etree.tostring(ext)
+                    for ext in element.iterfind(f"{{{MAIN}}}ext")
+                    if ext.get("uri") in CARRIED
+                ]
+    return kept
+
+
+def _mentions(stream: IO[bytes], word: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether `word` occurs in what `stream` holds, read a chunk at a time."""
+    tail = b""
+    while block := stream.read(chunk):
+        if word in tail + block[: len(word)] or word in block:
+            return True
+        tail = block[-len(word) :]
+    return False
 
 
 def with_extensions(data: bytes, extensions: Mapping[str, list[bytes]]) -> bytes:
