@@ -4,23 +4,30 @@ before it left and sent after it failed, and the fewest other requests of its pr
 
 - On a panel the journal has no order of yet, the first adds go one at a time until one is
   placed: the others then have a lower bound.
-- After an unclear answer the next adds go one at a time for a while, and those of the same
-  price as the unclear ones wait their turn: two unclear adds of one price in one window
-  cannot be told apart.
+- An add leaves, if one comes soon in the queue, of another price than the adds in flight:
+  two adds of one price in flight together have one window, and if both answers are unclear,
+  charges cannot tell which made an order.
+- After an unclear answer the next adds go one at a time for a while, and those of the price
+  of an unclear add wait their turn until an add sent after its answer is placed (sent
+  `grace` seconds after it, if the panel may still have been working on it): until then an
+  unclear add of that price would share its window.
 - Once an answer was unclear, the last adds go one at a time, each once the one before it is
   answered (adds already in flight at the same time are not waited for).
 
 A pass whose answers are all clear costs nothing more (one round trip on a new panel); one
-with unclear answers, a few round trips each.
+with unclear answers, a few round trips each. Reordering never delays an add: the first one
+in the queue goes when none of another price comes soon.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
@@ -28,6 +35,7 @@ from sheetorders.errors import AmbiguousOrder
 from sheetorders.plan import PlannedOrder
 
 LOOK_AHEAD = 50  # orders looked at for one of another price
+GRACE = 60.0  # seconds, probe_grace's default: an unclear add that lingers bounds nothing sooner
 
 
 class _Placed(Protocol):
@@ -47,21 +55,28 @@ def paced(
     workers: int,
     name: str,
     anchored: bool = False,
+    *,
+    grace: float = GRACE,
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[P]:
     """`place` each order, `workers` at most at once, in the order described above; the
-    results in the order of `orders`. `anchored`: the journal has an order of the panel."""
+    results in the order of `orders`. `anchored`: the journal has an order of the panel;
+    `grace`: the panel's probe_grace."""
     results: list[P | None] = [None] * len(orders)
     queue = _Queue(orders)
-    gate = _Gate(2 * workers, anchored)
+    gate = _Gate(2 * workers, anchored, grace, clock)
 
     def work() -> None:
         while True:
             # An add that goes alone is chosen once the one before it is answered.
             with gate.turn(last=queue.left() <= workers):
-                index = queue.take(gate.avoided())
+                index = queue.take(gate.avoided)
                 if index is None:
                     return
-                results[index] = gate.place(place, orders[index])
+                try:
+                    results[index] = gate.place(place, orders[index])
+                finally:
+                    queue.done(index)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
         for future in [pool.submit(work) for _ in range(workers)]:
@@ -69,50 +84,88 @@ def paced(
     return [result for result in results if result is not None]
 
 
+def _price(order: PlannedOrder) -> Decimal:
+    return order.request.estimated_cost
+
+
 class _Queue:
-    """The orders still to send, by index: the first one not of an avoided price, if one comes
-    soon; with how many are left after it."""
+    """The orders still to send, by index, and the prices of those in flight. The next one:
+    the first, within `LOOK_AHEAD`, of neither an avoided price nor one in flight; else the
+    first not of an avoided price; else the first."""
 
     def __init__(self, orders: Sequence[PlannedOrder]) -> None:
         self._left = deque(range(len(orders)))
         self._orders = orders
+        self._flying: Counter[Decimal] = Counter()
         self._lock = threading.Lock()
 
     def left(self) -> int:
         with self._lock:
             return len(self._left)
 
-    def take(self, avoided: frozenset[Decimal]) -> int | None:
+    def take(self, avoided: Callable[[], frozenset[Decimal]]) -> int | None:
+        """The next order to send, counted in flight from now on. `avoided` is asked under the
+        queue's lock: the price of an add that was just answered unclearly is then either still
+        in flight or already avoided (it is avoided before it leaves the flight)."""
         with self._lock:
             if not self._left:
                 return None
-            index = self._left[0]
-            for position in range(min(LOOK_AHEAD, len(self._left)) if avoided else 0):
-                if self._orders[self._left[position]].request.estimated_cost not in avoided:
-                    index = self._left[position]
-                    break
+            index = self._choose(avoided())
             self._left.remove(index)
+            self._flying[_price(self._orders[index])] += 1
             return index
+
+    def done(self, index: int) -> None:
+        with self._lock:
+            self._flying[_price(self._orders[index])] -= 1
+            self._flying += Counter()  # drops the prices no longer in flight
+
+    def _choose(self, avoided: frozenset[Decimal]) -> int:
+        flying = avoided | self._flying.keys()
+        if not flying:
+            return self._left[0]
+        soon = [self._left[position] for position in range(min(LOOK_AHEAD, len(self._left)))]
+        for shunned in (flying, avoided):
+            for index in soon:
+                if _price(self._orders[index]) not in shunned:
+                    return index
+        return self._left[0]
+
+
+@dataclass(frozen=True)
+class _Moment:
+    step: int  # the gate's count of sends and answers: which came first
+    clock: float
+
+
+@dataclass(frozen=True)
+class _Unclear:
+    price: Decimal
+    answered: _Moment
+    lingers: bool
 
 
 class _Gate:
     """Whether an add goes alone (after the answers before it): while none is placed yet, for
     `count` adds after an unclear answer, and for the last ones once one was unclear; and which
-    prices to avoid."""
+    prices to avoid: those of the unclear adds that no add placed since bounds yet."""
 
-    def __init__(self, count: int, anchored: bool) -> None:
+    def __init__(self, count: int, anchored: bool, grace: float, clock: Callable[[], float]) -> None:
         self.count = count
         self._placed = anchored
+        self._grace = grace
+        self._clock = clock
         self._unclear = False
         self._left = 0
-        self._prices: set[Decimal] = set()
+        self._step = 0
+        self._open: list[_Unclear] = []
         self._state = threading.Lock()
         self._one_at_a_time = threading.Lock()
 
     def avoided(self) -> frozenset[Decimal]:
-        """The prices of the unclear adds that no placed add has followed yet."""
+        """The prices of the unclear adds that no placed add bounds yet."""
         with self._state:
-            return frozenset(self._prices)
+            return frozenset(unclear.price for unclear in self._open)
 
     @contextmanager
     def turn(self, *, last: bool) -> Iterator[None]:
@@ -136,14 +189,29 @@ class _Gate:
                 self._left = max(0, self._left - 1)
             return alone
 
+    def _now(self) -> _Moment:
+        self._step += 1
+        return _Moment(self._step, self._clock())
+
     def place(self, place: Callable[[PlannedOrder], P], order: PlannedOrder) -> P:
+        with self._state:
+            sent = self._now()  # before it leaves
         placement = place(order)
         with self._state:
+            answered = self._now()  # after its answer
             self._placed = self._placed or placement.placed
-            if isinstance(placement.error, AmbiguousOrder):
+            error = placement.error
+            if isinstance(error, AmbiguousOrder):
                 self._unclear = True
                 self._left = self.count
-                self._prices.add(order.request.estimated_cost)
-            elif placement.placed:  # sent after them: the unclear adds before have their upper bound
-                self._prices.clear()
+                self._open.append(_Unclear(_price(order), answered, error.lingers))
+            elif placement.placed:
+                self._open = [unclear for unclear in self._open if not self._bounds(sent, unclear)]
         return placement
+
+    def _bounds(self, sent: _Moment, unclear: _Unclear) -> bool:
+        """Whether an order sent at `sent` bounds the window of this unclear add from above
+        (as probe.windows has it)."""
+        if sent.step <= unclear.answered.step:
+            return False
+        return not unclear.lingers or sent.clock >= unclear.answered.clock + self._grace

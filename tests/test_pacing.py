@@ -1,0 +1,120 @@
+"""Pacing (pacing.py): the order in which one panel's adds leave, on a fake `place` whose
+answers the test chooses, and whose calls wait for each other where the test needs two adds in
+flight together (events, never sleeps)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+from sheetorders.errors import AmbiguousOrder
+from sheetorders.pacing import paced
+
+WAIT = 10  # seconds before a test that would hang fails instead (never reached when it passes)
+
+
+@dataclass
+class Done:
+    placed: bool
+    error: object = None
+
+
+PLACED = Done(True)
+
+
+def unclear(*, lingers: bool = False) -> Done:
+    return Done(False, AmbiguousOrder("no reply", lingers=lingers))
+
+
+def orders(*prices: str) -> list[Any]:
+    return [
+        SimpleNamespace(name=f"{i}@{price}", request=SimpleNamespace(estimated_cost=Decimal(price)))
+        for i, price in enumerate(prices)
+    ]
+
+
+class Script:
+    """A fake `place`: each order's answer, after the events it waits for; the names in the
+    order they left."""
+
+    def __init__(self, answers: dict[str, Callable[[], Done]]) -> None:
+        self.answers = answers
+        self.sent: list[str] = []
+        self.started: dict[str, threading.Event] = {}
+        self.returned: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def event(self, kind: str, name: str) -> threading.Event:
+        with self._lock:
+            events = self.started if kind == "started" else self.returned
+            return events.setdefault(name, threading.Event())
+
+    def wait(self, kind: str, name: str) -> None:
+        assert self.event(kind, name).wait(WAIT), f"{name} never {kind}"
+
+    def __call__(self, order: Any) -> Done:
+        with self._lock:
+            self.sent.append(order.name)
+        self.event("started", order.name).set()
+        try:
+            return self.answers.get(order.name, lambda: PLACED)()
+        finally:
+            self.event("returned", order.name).set()
+
+
+def test_an_add_leaves_of_another_price_than_the_adds_in_flight():
+    script = Script({})
+
+    def first() -> Done:
+        script.wait("started", "2@2")  # the next add leaves while this one is in flight
+        return PLACED
+
+    script.answers["0@1"] = first
+    paced(orders("1", "1", "2"), script, 2, "t", anchored=True)
+
+    assert script.sent == ["0@1", "2@2", "1@1"]
+
+
+def test_an_order_in_flight_when_an_answer_was_unclear_does_not_end_the_wait_of_its_price():
+    script = Script({})
+
+    def a() -> Done:
+        script.wait("started", "1@2")
+        return unclear()
+
+    def b() -> Done:  # sent before a's answer, placed after it: it does not bound a's window
+        script.wait("started", "3@3")
+        return PLACED
+
+    def c() -> Done:
+        script.wait("returned", "1@2")
+        return unclear()
+
+    script.answers.update({"0@1": a, "1@2": b, "3@3": c})
+    paced(orders("1", "2", "1", "3", "4"), script, 2, "t", anchored=True)
+
+    # Neither unclear add has an order sent after its answer and placed yet: another price goes.
+    assert script.sent == ["0@1", "1@2", "3@3", "4@4", "2@1"]
+
+
+def test_an_unclear_add_that_lingers_keeps_its_price_waiting_until_the_grace_is_over():
+    now = [0.0]
+    script = Script({"0@1": lambda: unclear(lingers=True)})
+
+    def b() -> Done:
+        now[0] = 30.0  # sent 30 s after the unclear answer: the panel may still be at it
+        return PLACED
+
+    def c() -> Done:
+        now[0] = 61.0
+        return PLACED
+
+    script.answers.update({"1@2": b, "3@3": c})
+    paced(orders("1", "2", "1", "3", "4", "5"), script, 1, "t", anchored=True, grace=60, clock=lambda: now[0])
+
+    # "1@2" and "3@3" leave before the grace is over; "4@4" leaves 61 s after the answer: it bounds.
+    assert script.sent == ["0@1", "1@2", "3@3", "4@4", "2@1", "5@5"]
