@@ -389,7 +389,7 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
 
 # --- settling what may have been placed ------------------------------------------------
 
-SETTLE_ROUNDS = 3  # settle, place again what was proven absent, settle what that left
+SETTLE_ROUNDS = 3  # times a pass places again what was proven absent (each settled after)
 
 
 RESEND_WITHIN = 24 * 3600  # seconds a panel is trusted to remember an idempotency key
@@ -437,26 +437,28 @@ def _keyed_adds(work: _Pass, panels: set[str]) -> set[str]:
 
 def _settle_after(work: _Pass, rows: list[SheetRow], orders: list[PlannedOrder]) -> None:
     """Once this pass's orders bound their windows: settle the Uncertain rows, and place again
-    those proven never made (by the normal path: journaled, the same rules); a few rounds, as
-    placing them again bounds the others. A journal that fails here stops the sending, and
-    what was placed is written back all the same."""
+    those proven never made (by the normal path: journaled, the same rules), one at a time, so
+    that each has the one before it as its lower bound and the one after as its upper bound;
+    a few rounds, each settled, as placing them again bounds the others. A journal that fails
+    here stops the sending, and what was placed is written back all the same."""
     if work.options.dry_run or not orders:
         return
     planned = {id(order.row): order for order in orders}
     try:
-        for _ in range(SETTLE_ROUNDS):
+        for rounds_left in range(SETTLE_ROUNDS, -1, -1):
             if not work.sending:
                 return
             again = []
             for row in _settle_rows(work, rows):
                 order = planned.get(id(row))
-                if order is not None and _may_place(work, order.request.panel):
+                if rounds_left and order is not None and _may_place(work, order.request.panel):
                     again.append(order)
                 else:  # placed by a later pass
                     row.note(f"{row.text('error')}; the next pass places it")
             if not again:
                 return
-            _place(work, again)
+            for order in again:
+                _place(work, [order])
     except JournalError as error:
         work.journal_failure = work.journal_failure or error
 

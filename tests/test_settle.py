@@ -336,6 +336,22 @@ def test_the_last_adds_leave_one_at_a_time_so_an_unclear_one_gets_an_upper_bound
     assert all(row["order_id"] for row in result)
 
 
+def test_rows_placed_again_leave_one_at_a_time_so_each_bounds_the_one_before(tmp_path, panel):
+    panel.faults.latency = 0.05
+    config, sheet = setup(tmp_path, panel, rows_of(6, [100, 200, 250, 300, 500, 1000]))
+    config.panels["main"] = dataclasses.replace(config.panels["main"], concurrency=2)
+    # Two adds make nothing; placed again, the first of them makes nothing again: the second,
+    # placed after its answer, proves it, and it is placed a third time in the same pass.
+    queue_faults(panel, "ok", "html", "html", "ok", "ok", "ok", "html", "ok")
+
+    report = run_sheets(config).sheets[0]
+
+    assert (report.proven_absent, report.still_uncertain) == (3, 0)
+    result = assert_once_and_right(panel, sheet)
+    assert all(row["order_id"] for row in result)
+    assert panel.ledger.calls["add"] == 9
+
+
 def _begin(journal: Journal, ref: str, link: str) -> None:
     journal.begin_add(
         ref=ref,
