@@ -35,10 +35,17 @@ def main() -> int:
     parser.add_argument(
         "--no-probe", action="store_true", help="probe: false (what is left without settling)"
     )
+    parser.add_argument(
+        "--create-after-drop",
+        type=float,
+        default=FaultRates.create_after_drop,
+        help="share of adds whose order the panel makes after the connection is lost (0: the fault "
+        "mix of the settling target alone: 5xx, HTML, 429, drop after create)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("TEST_PANEL_KEY", TEST_KEY)
-    rates = FaultRates()
+    rates = FaultRates(create_after_drop=args.create_after_drop)
     print(
         f"faults: 5xx {rates.error_5xx:.0%}, HTML {rates.html:.0%}, 429 {rates.rate_limit_429:.0%}, "
         f"drop after create {rates.drop_after_create:.0%}, create after drop {rates.create_after_drop:.0%}; "
@@ -67,6 +74,7 @@ def main() -> int:
                 latency=args.latency,
                 other_customers=args.other_customers,
                 probe=not args.no_probe,
+                rates=rates,
             )
         figures = {
             "seed": seed,
