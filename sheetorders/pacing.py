@@ -12,9 +12,10 @@ before it left and sent after it failed, and the fewest other requests of its pr
   `grace` seconds after it, if the panel may still have been working on it): until then an
   unclear add of that price would share its window.
 - Once an answer was unclear, the last adds go one at a time, each once the one before it is
-  answered (adds already in flight at the same time are not waited for).
+  answered. The first of them waits for every add in flight, so that an unclear answer among
+  those counts (a round trip at most, once a pass).
 
-A pass whose answers are all clear costs nothing more (one round trip on a new panel); one
+A pass whose answers are all clear costs a round trip more at most (two on a new panel); one
 with unclear answers, a few round trips each. Reordering never delays an add: the first one
 in the queue goes when none of another price comes soon.
 """
@@ -69,7 +70,7 @@ def paced(
     def work() -> None:
         while True:
             # An add that goes alone is chosen once the one before it is answered.
-            with gate.turn(last=queue.left() <= workers):
+            with gate.turn(last=0 < queue.left() <= workers):
                 index = queue.take(gate.avoided)
                 if index is None:
                     return
@@ -91,7 +92,7 @@ def _price(order: PlannedOrder) -> Decimal:
 class _Queue:
     """The orders still to send, by index, and the prices of those in flight. The next one:
     the first, within `LOOK_AHEAD`, of neither an avoided price nor one in flight; else the
-    first not of an avoided price; else the first not of a price in flight; else the first."""
+    first not of an avoided price; else the first."""
 
     def __init__(self, orders: Sequence[PlannedOrder]) -> None:
         self._left = deque(range(len(orders)))
@@ -121,11 +122,11 @@ class _Queue:
             self._flying += Counter()  # drops the prices no longer in flight
 
     def _choose(self, avoided: frozenset[Decimal]) -> int:
-        flying = frozenset(self._flying)
-        if not avoided and not flying:
+        flying = avoided | self._flying.keys()
+        if not flying:
             return self._left[0]
         soon = [self._left[position] for position in range(min(LOOK_AHEAD, len(self._left)))]
-        for shunned in (avoided | flying, avoided, flying):
+        for shunned in (flying, avoided):
             for index in soon:
                 if _price(self._orders[index]) not in shunned:
                     return index
@@ -161,6 +162,9 @@ class _Gate:
         self._open: list[_Unclear] = []
         self._state = threading.Lock()
         self._one_at_a_time = threading.Lock()
+        self._flying = 0  # adds sent, not answered yet
+        self._quiet = threading.Condition(self._state)  # notified when none is in flight
+        self._drained = False  # the first of the last adds waited for those in flight
 
     def avoided(self) -> frozenset[Decimal]:
         """The prices of the unclear adds that no placed add bounds yet."""
@@ -170,11 +174,18 @@ class _Gate:
     @contextmanager
     def turn(self, *, last: bool) -> Iterator[None]:
         """The one-at-a-time lock, held while the next add is chosen and sent, when it goes
-        alone; asked again once the lock is had (the adds before may have made it needless)."""
-        if not self._alone(last):
+        alone; asked again once the lock is had (the adds before may have made it needless).
+        The first of the last adds is chosen once every add in flight is answered: an unclear
+        answer among them then makes the last ones go alone (else they would all have left
+        before it came, and the unclear add would have no order sent after it)."""
+        if not self._alone(last) and (self._drained or not last):
             yield
             return
         with self._one_at_a_time:
+            if last and not self._drained:
+                with self._quiet:
+                    self._quiet.wait_for(lambda: self._flying == 0)
+                    self._drained = True
             alone = self._alone(last, take=True)
             if alone:
                 yield
@@ -196,8 +207,15 @@ class _Gate:
     def place(self, place: Callable[[PlannedOrder], P], order: PlannedOrder) -> P:
         with self._state:
             sent = self._now()  # before it leaves
-        placement = place(order)
+            self._flying += 1
+        try:
+            placement = place(order)
+        except BaseException:
+            with self._state:
+                self._landed()
+            raise
         with self._state:
+            self._landed()  # with what the answer tells, at once: the drained see both
             answered = self._now()  # after its answer
             self._placed = self._placed or placement.placed
             error = placement.error
@@ -208,6 +226,11 @@ class _Gate:
             elif placement.placed:
                 self._open = [unclear for unclear in self._open if not self._bounds(sent, unclear)]
         return placement
+
+    def _landed(self) -> None:
+        """An add in flight is answered (called under the state lock)."""
+        self._flying -= 1
+        self._quiet.notify_all()
 
     def _bounds(self, sent: _Moment, unclear: _Unclear) -> bool:
         """Whether an order sent at `sent` bounds the window of this unclear add from above

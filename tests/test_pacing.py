@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sheetorders.errors import AmbiguousOrder
-from sheetorders.pacing import _Queue, paced
+from sheetorders.pacing import paced
 
 WAIT = 10  # seconds before a test that would hang fails instead (never reached when it passes)
 
@@ -74,9 +74,9 @@ def test_an_add_leaves_of_another_price_than_the_adds_in_flight():
         return PLACED
 
     script.answers["0@1"] = first
-    paced(orders("1", "1", "2"), script, 2, "t", anchored=True)
+    paced(orders("1", "1", "2", "9"), script, 2, "t", anchored=True)
 
-    assert script.sent == ["0@1", "2@2", "1@1"]
+    assert script.sent[:2] == ["0@1", "2@2"] and sorted(script.sent[2:]) == ["1@1", "3@9"]
 
 
 def test_an_order_in_flight_when_an_answer_was_unclear_does_not_end_the_wait_of_its_price():
@@ -120,10 +120,28 @@ def test_an_unclear_add_that_lingers_keeps_its_price_waiting_until_the_grace_is_
     assert script.sent == ["0@1", "1@2", "3@3", "4@4", "2@1", "5@5"]
 
 
-def test_when_every_price_soon_is_avoided_one_not_in_flight_goes_first():
-    queue = _Queue(orders("2", "2", "1"))
-    assert queue.take(frozenset) == 0  # in flight
-    both = frozenset({Decimal("1"), Decimal("2")})  # unclear adds of both prices, not yet bounded
+def test_the_first_of_the_last_adds_waits_for_the_adds_in_flight_so_an_unclear_one_is_bounded():
+    """Two in flight, two left: the unclear answer of the second comes after the first was
+    placed. The last adds leave only after it, so they bound the unclear one from above."""
+    script = Script({})
+    seen: dict[str, bool] = {}
 
-    assert queue.take(lambda: both) == 2
-    assert queue.take(lambda: both) == 1
+    def first() -> Done:
+        script.wait("started", "1@2")
+        return PLACED
+
+    def second() -> Done:
+        script.wait("returned", "0@1")
+        # Were the last add free to leave now, it would: give it the time to (it may not).
+        script.event("started", "2@3").wait(0.2)
+        return unclear()
+
+    def third() -> Done:
+        seen["after the unclear answer"] = script.event("returned", "1@2").is_set()
+        return PLACED
+
+    script.answers.update({"0@1": first, "1@2": second, "2@3": third})
+    paced(orders("1", "2", "3", "4"), script, 2, "t", anchored=True)
+
+    assert script.sent == ["0@1", "1@2", "2@3", "3@4"]
+    assert seen == {"after the unclear answer": True}
