@@ -92,7 +92,7 @@ def _price(order: PlannedOrder) -> Decimal:
 class _Queue:
     """The orders still to send, by index, and the prices of those in flight. The next one:
     the first, within `LOOK_AHEAD`, of neither an avoided price nor one in flight; else the
-    first not of an avoided price; else the first."""
+    first not of an avoided price; else the first not of a price in flight; else the first."""
 
     def __init__(self, orders: Sequence[PlannedOrder]) -> None:
         self._left = deque(range(len(orders)))
@@ -122,11 +122,11 @@ class _Queue:
             self._flying += Counter()  # drops the prices no longer in flight
 
     def _choose(self, avoided: frozenset[Decimal]) -> int:
-        flying = avoided | self._flying.keys()
-        if not flying:
+        flying = frozenset(self._flying)
+        if not avoided and not flying:
             return self._left[0]
         soon = [self._left[position] for position in range(min(LOOK_AHEAD, len(self._left)))]
-        for shunned in (flying, avoided):
+        for shunned in (avoided | flying, avoided, flying):
             for index in soon:
                 if _price(self._orders[index]) not in shunned:
                     return index

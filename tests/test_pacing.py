@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from sheetorders.errors import AmbiguousOrder
-from sheetorders.pacing import paced
+from sheetorders.pacing import _Queue, paced
 
 WAIT = 10  # seconds before a test that would hang fails instead (never reached when it passes)
 
@@ -118,6 +118,15 @@ def test_an_unclear_add_that_lingers_keeps_its_price_waiting_until_the_grace_is_
 
     # "1@2" and "3@3" leave before the grace is over; "4@4" leaves 61 s after the answer: it bounds.
     assert script.sent == ["0@1", "1@2", "3@3", "4@4", "2@1", "5@5"]
+
+
+def test_when_every_price_soon_is_avoided_one_not_in_flight_goes_first():
+    queue = _Queue(orders("2", "2", "1"))
+    assert queue.take(frozenset) == 0  # in flight
+    both = frozenset({Decimal("1"), Decimal("2")})  # unclear adds of both prices, not yet bounded
+
+    assert queue.take(lambda: both) == 2
+    assert queue.take(lambda: both) == 1
 
 
 def test_the_first_of_the_last_adds_waits_for_the_adds_in_flight_so_an_unclear_one_is_bounded():
