@@ -254,7 +254,8 @@ def order_target(cells: Mapping[str, object]) -> str:
 
 def fingerprint(row: SheetRow) -> str:
     """What the row asks for; identifies a row whose ref never reached the sheet."""
-    texts = ((name, row.text(name)) for name in INPUT_COLUMNS)
+    filled = (name for name in INPUT_COLUMNS if name in row.cells or name in row.changes)
+    texts = ((name, row.text(name)) for name in filled)  # an empty cell counts as none
     data = {name: text for name, text in texts if text}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
 

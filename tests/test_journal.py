@@ -154,3 +154,57 @@ def test_a_failing_write_does_not_undo_the_others_of_its_commit(tmp_path):
             journal._write(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
         journal.finish_add("so-ok", j.ACCEPTED, order_id="1")
         assert journal.get("so-ok").order_id == "1"
+
+
+def test_an_answer_recorded_later_is_on_disk_before_the_next_request_of_its_thread(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        begin(journal, "so-1")
+        pending = journal.finish_add_later("so-1", j.ACCEPTED, order_id="10001")
+        other = sqlite3.connect(path)  # what another process (or a restart) would read
+        assert other.execute("SELECT state FROM rows WHERE ref = 'so-1'").fetchone() == (j.SENDING,)
+        begin(journal, "so-2")  # the next add's record: committed with the answer before it
+        assert other.execute("SELECT state, order_id FROM rows WHERE ref = 'so-1'").fetchone() == (
+            j.ACCEPTED,
+            "10001",
+        )
+        assert pending.error is None
+        journal.finish_add_later("so-2", j.ACCEPTED, order_id="10002")
+        journal.flush()
+        assert other.execute("SELECT order_id FROM rows WHERE ref = 'so-2'").fetchone() == ("10002",)
+        attempts = journal.attempts("so-1")
+        assert [a["outcome"] for a in attempts] == [j.ACCEPTED]
+        answered, sent = (
+            other.execute("SELECT CAST(answered_tick AS INTEGER) FROM rows WHERE ref = 'so-1'").fetchone()[0],
+            other.execute("SELECT CAST(sent_tick AS INTEGER) FROM rows WHERE ref = 'so-2'").fetchone()[0],
+        )
+        assert answered < sent  # the answer came before the next request left, as the ticks say
+
+
+def test_an_answer_the_journal_refuses_later_fails_alone(tmp_path):
+    with Journal(tmp_path / "j.sqlite") as journal:
+        begin(journal, "so-1")
+        pending = journal.finish_add_later("so-unknown", j.ACCEPTED, order_id="7")  # no such entry
+        begin(journal, "so-2")
+        assert pending.error is not None and "so-unknown" in str(pending.error)
+        journal.finish_add("so-1", j.ACCEPTED, order_id="1")
+        assert journal.get("so-1").order_id == "1"
+
+
+def test_after_an_answer_that_could_not_be_recorded_nothing_more_is_recorded(tmp_path):
+    """A failed write nobody waited for (a full disk): the next request must not be taken for
+    recorded, so that it is not sent."""
+    with Journal(tmp_path / "j.sqlite") as journal:
+        begin(journal, "so-1")
+        store = journal._store
+
+        def full(db: sqlite3.Connection) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        pending = store.write_later(full)
+        with pytest.raises(JournalError, match="disk is full"):
+            begin(journal, "so-2")
+        assert isinstance(pending.error, JournalError)
+        assert journal.get("so-2") is None
+        with pytest.raises(JournalError, match="nothing more is recorded"):
+            journal.finish_add("so-1", j.ACCEPTED, order_id="1")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sheetorders.app import run_sheets
-from sheetorders.errors import ExitCode, JournalError
+from sheetorders.errors import ExitCode
 from sheetorders.store import Store
 from sheetorders.testing.panel_server import PanelServer
 from sheetorders.testing.workbooks import read_sheet
@@ -21,22 +21,24 @@ def disk_full_after(monkeypatch: pytest.MonkeyPatch):
 
     def arm(writes: int) -> None:
         done = 0
-        original = Store.write
+        original = Store._enqueue  # every write, waited for or not, is queued there
 
-        def write(self: Store, work: Any) -> Any:
+        def full(db: sqlite3.Connection) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def enqueue(self: Store, job: Any) -> None:
             nonlocal done
             done += 1
             if done > writes:
-                error = sqlite3.OperationalError("database or disk is full")
-                raise JournalError(f"{self.path}: cannot record in the journal ({error})")
-            return original(self, work)
+                job.work = full
+            original(self, job)
 
-        monkeypatch.setattr(Store, "write", write)
+        monkeypatch.setattr(Store, "_enqueue", enqueue)
 
     return arm
 
 
-@pytest.mark.parametrize("writes", [6, 7])  # fails on a row's first record, or on an answer's
+@pytest.mark.parametrize("writes", [5, 6, 7, 8])  # fails on a row's first record, or on an answer's
 def test_a_journal_that_cannot_record_stops_the_pass_and_loses_no_id(
     sheet_setup, panel: PanelServer, disk_full_after, monkeypatch: pytest.MonkeyPatch, writes: int
 ) -> None:
