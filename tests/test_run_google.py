@@ -242,3 +242,23 @@ def test_killed_runs_on_a_google_sheet_resume_without_duplicates(tmp_path, sheet
 
 def test_demo_catalog_covers_every_type():
     assert {s["type"] for s in default_catalog()} == set(SERVICE_TYPES)
+
+
+def test_a_google_sheet_whose_result_columns_are_protected_is_refused_before_any_order(
+    tmp_path, sheets, panel
+):
+    rows = [{"service": 2, "link": f"https://instagram.com/p/locked-{i}", "quantity": 100} for i in range(3)]
+    sheet = make_google_sheet(tmp_path, sheets, panel.url, rows)
+    header = sheets.values(sheet.key, "Orders")[0]
+    order_id = header.index("order_id")
+    sheets.protect(sheet.key, "Orders", {"startColumnIndex": order_id, "endColumnIndex": order_id + 1})
+
+    report = run_sheets(sheet.config)
+
+    assert report.exit_code == ExitCode.USAGE
+    assert panel.ledger.calls["add"] == 0  # the write-back would have been refused after ordering
+    assert "in a protected range this account may not edit" in report.sheets[0].error
+
+    sheets.let_edit(sheet.key, "Orders")  # the owner adds the account as an editor of the range
+    placed = run_sheets(sheet.config)
+    assert placed.exit_code == ExitCode.OK and all(row["order_id"] for row in sheet.rows())

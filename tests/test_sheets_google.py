@@ -330,7 +330,7 @@ def test_writing_past_the_grid_adds_columns(
     )
 
 
-def test_check_writable_costs_no_call_and_refuses_past_the_last_column(
+def test_check_writable_reads_the_tabs_once_and_refuses_past_the_last_column(
     sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
 ) -> None:
     key = orders(sheets_api, [["https://a", 1]])
@@ -345,7 +345,42 @@ def test_check_writable_costs_no_call_and_refuses_past_the_last_column(
         f"{backend.description}: cells AAAA1, AAAB2 are past the last column a Google sheet can "
         "have (ZZZ): clear the far-right cells, or add the output columns further left"
     )
-    assert sheets_api.calls == Counter()
+    assert sheets_api.calls == Counter({"metadata": 1})  # its protected ranges, once
+
+
+def test_check_writable_refuses_the_cells_of_a_range_protected_from_this_account(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [["https://a", 1], ["https://b", 2]])
+    # Column C from row 2 down, protected; a range this account edits, and one that only warns.
+    sheets_api.protect(key, "Orders", {"startRowIndex": 1, "startColumnIndex": 2, "endColumnIndex": 3})
+    sheets_api.protect(key, "Orders", {"startColumnIndex": 3, "endColumnIndex": 4}, caller_can_edit=True)
+    sheets_api.protect(key, "Orders", {"startColumnIndex": 4, "endColumnIndex": 5}, warning_only=True)
+    backend = open_sheet(key)
+    backend.read()
+
+    backend.check_writable([(1, 3), (2, 4), (3, 5), (2, 6)])
+    with pytest.raises(SheetNotWritable) as raised:
+        backend.check_writable([(1, 3), (2, 3), (3, 3), (3, 4)])
+
+    assert str(raised.value) == (
+        f"{backend.description}: cells C2, C3 are in a protected range this account may not edit, "
+        "and results go there: ask the spreadsheet's owner to add it as an editor of the range "
+        "(Data > Protect sheets and ranges), or move the output columns"
+    )
+
+
+def test_a_tab_protected_but_for_its_order_columns_refuses_the_results_outside_them(
+    sheets_api: FakeSheetsServer, open_sheet: Callable[..., GoogleSheetsBackend]
+) -> None:
+    key = orders(sheets_api, [["https://a", 1]])
+    sheets_api.protect(key, "Orders", None, unprotected=[{"startColumnIndex": 0, "endColumnIndex": 4}])
+    backend = open_sheet(key)
+    backend.read()
+
+    backend.check_writable([(2, 1), (2, 4)])
+    with pytest.raises(SheetNotWritable, match="cell E2 is in a protected range"):
+        backend.check_writable([(2, 4), (2, 5)])
 
 
 # --- retries ---------------------------------------------------------------------------

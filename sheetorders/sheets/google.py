@@ -2,7 +2,8 @@
 
 A pass costs one `values:batchGet` to read the tab, one to check for edits before writing,
 one `values:batchUpdate` for all the written cells, and one spreadsheet metadata read for
-the journal's mark on the tab (plus the token exchange, once an hour). Only when a write
+the journal's mark on the tab and its protected ranges (plus the token exchange, once an
+hour). Only when a write
 must be tried again (429/5xx, a grid too small) or is too big for one request does it
 read the tab once more before each further try or part, to find the rows where they are
 now. The metadata read that finds the first tab (no tab named) serves for the mark as
@@ -67,7 +68,10 @@ MAX_BODY_BYTES = 8_000_000
 FRESH_FOR = 30.0  # seconds a table read by changed_since_read may stand in for the next read()
 MAX_COLUMN = 18_278  # ZZZ: the widest a Google sheet can be
 OWNER_KEY = "sheetorders.journal"  # developer metadata key of the journal's mark, on the tab
-_METADATA_FIELDS = "sheets(properties(sheetId,title,index,hidden,gridProperties),developerMetadata)"
+_METADATA_FIELDS = (
+    "sheets(properties(sheetId,title,index,hidden,gridProperties),developerMetadata,"
+    "protectedRanges(range,requestingUserCanEdit,warningOnly,unprotectedRanges))"
+)
 
 _URL = re.compile(r"^https?://docs\.google\.com/spreadsheets/(?:u/\d+/)?d/([A-Za-z0-9_-]+)")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{30,}$")
@@ -822,16 +826,31 @@ class GoogleSheetsBackend(SheetBackend):
     # writing
 
     def check_writable(self, cells: Iterable[tuple[int, int]] = ()) -> None:
-        """Refuse cells past column ZZZ, the most a Google sheet can have; no request is made.
+        """Refuse cells past column ZZZ, the most a Google sheet can have, and cells of a protected
+        range this account may not edit (Google would refuse the whole write-back, after the
+        orders were placed). One metadata read, none when the pass has read it already.
 
-        Cells past the tab's current grid are fine (`write` adds the rows and columns), and
-        protected ranges are not checked: Google refuses those at the write.
+        Cells past the tab's current grid are fine (`write` adds the rows and columns).
         """
-        outside = sorted({(row, column) for row, column in cells if column > MAX_COLUMN})
+        metadata = self._meta if self._meta is not None else self._metadata()
+        locked = _locked_ranges(self._sheet_entry(metadata))
+        outside: set[tuple[int, int]] = set()
+        protected: set[tuple[int, int]] = set()
+        for row, column in cells:
+            if column > MAX_COLUMN:
+                outside.add((row, column))
+            elif locked and any(lock.holds(row, column) for lock in locked):
+                protected.add((row, column))
         if outside:
             raise SheetNotWritable(
-                f"{self.description}: {cells_are(outside)} past the last column a Google sheet can "
-                "have (ZZZ): clear the far-right cells, or add the output columns further left"
+                f"{self.description}: {cells_are(sorted(outside))} past the last column a Google sheet "
+                "can have (ZZZ): clear the far-right cells, or add the output columns further left"
+            )
+        if protected:
+            raise SheetNotWritable(
+                f"{self.description}: {cells_are(sorted(protected))} in a protected range this account "
+                "may not edit, and results go there: ask the spreadsheet's owner to add it as an "
+                "editor of the range (Data > Protect sheets and ranges), or move the output columns"
             )
 
     def write(self, cells: list[CellWrite]) -> None:
@@ -957,6 +976,55 @@ class GoogleSheetsBackend(SheetBackend):
         if self._http is not None:
             self._http.session.close()
             self._http = None
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A GridRange of the API: 0-based, end-exclusive indices, None for no bound."""
+
+    start_row: int
+    end_row: int | None
+    start_column: int
+    end_column: int | None
+
+    @classmethod
+    def of(cls, grid: Mapping[str, Any]) -> _Grid:
+        def index(name: str) -> int | None:
+            value = grid.get(name)
+            return int(value) if value is not None else None
+
+        start_row, start_column = index("startRowIndex") or 0, index("startColumnIndex") or 0
+        return cls(start_row, index("endRowIndex"), start_column, index("endColumnIndex"))
+
+    def holds(self, row: int, column: int) -> bool:
+        """Whether 1-based (row, column) lies in it."""
+        return (
+            self.start_row < row
+            and (self.end_row is None or row <= self.end_row)
+            and self.start_column < column
+            and (self.end_column is None or column <= self.end_column)
+        )
+
+
+@dataclass(frozen=True)
+class _Lock:
+    """A protected range this account may not edit, less its unprotected holes."""
+
+    area: _Grid
+    holes: tuple[_Grid, ...]
+
+    def holds(self, row: int, column: int) -> bool:
+        return self.area.holds(row, column) and not any(hole.holds(row, column) for hole in self.holes)
+
+
+def _locked_ranges(entry: Mapping[str, Any]) -> list[_Lock]:
+    """The tab's protected ranges that refuse this account's writes (a range that only warns
+    takes them)."""
+    return [
+        _Lock(_Grid.of(p.get("range") or {}), tuple(_Grid.of(h) for h in p.get("unprotectedRanges") or []))
+        for p in entry.get("protectedRanges") or []
+        if isinstance(p, Mapping) and not p.get("requestingUserCanEdit") and not p.get("warningOnly")
+    ]
 
 
 def _claim_requests(sheet_id: int, marks: list[Mapping[str, Any]], owner: str) -> list[dict[str, Any]]:

@@ -335,6 +335,7 @@ class _Tab:
     dimensions: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # pixelSize, hidden...
     column_groups: list[dict[str, Any]] = field(default_factory=list)
     basic_filter: dict[str, Any] | None = None
+    protected_ranges: list[dict[str, Any]] = field(default_factory=list)  # as the API shows them
 
     def properties(self) -> dict[str, Any]:
         props: dict[str, Any] = {
@@ -562,6 +563,43 @@ class FakeSheetsServer:
             found = self._tab(spreadsheet_id, tab)
             del found.rows[at_row - 1 : at_row - 1 + count]
             found.row_count -= count
+
+    def protect(
+        self,
+        spreadsheet_id: str,
+        tab: str,
+        grid: Mapping[str, int] | None = None,
+        *,
+        caller_can_edit: bool = False,
+        warning_only: bool = False,
+        unprotected: Sequence[Mapping[str, int]] = (),
+    ) -> None:
+        """Protect a range of the tab as its owner would (`grid`: GridRange indices, 0-based and
+        end-exclusive, any of them left out for no bound; None: the whole tab), with holes
+        `unprotected`. A write of the caller into it is refused unless `caller_can_edit` (an
+        editor of the range) or `warning_only`."""
+        with self._lock:
+            found = self._tab(spreadsheet_id, tab)
+
+            def with_id(bounds: Mapping[str, int] | None) -> dict[str, Any]:
+                return {"sheetId": found.sheet_id, **(bounds or {})}
+
+            entry: dict[str, Any] = {
+                "protectedRangeId": 1000 + len(found.protected_ranges),
+                "range": with_id(grid),
+                "requestingUserCanEdit": caller_can_edit,
+            }
+            if warning_only:
+                entry["warningOnly"] = True
+            if unprotected:
+                entry["unprotectedRanges"] = [with_id(hole) for hole in unprotected]
+            found.protected_ranges.append(entry)
+
+    def let_edit(self, spreadsheet_id: str, tab: str) -> None:
+        """Make the caller an editor of every protected range of the tab."""
+        with self._lock:
+            for entry in self._tab(spreadsheet_id, tab).protected_ranges:
+                entry["requestingUserCanEdit"] = True
 
     def set_cell(self, spreadsheet_id: str, tab: str, row: int, column: int, value: Any) -> None:
         """Set one cell as a person typing it would ("=..." is a formula)."""
@@ -820,6 +858,8 @@ class FakeSheetsServer:
                 entry["columnGroups"] = copy.deepcopy(tab.column_groups)
             if tab.basic_filter is not None:
                 entry["basicFilter"] = copy.deepcopy(tab.basic_filter)
+            if tab.protected_ranges:
+                entry["protectedRanges"] = copy.deepcopy(tab.protected_ranges)
             on_tab = [m for m in sheet.developer_metadata if m["location"].get("sheetId") == tab.sheet_id]
             if on_tab:
                 entry["developerMetadata"] = copy.deepcopy(on_tab)
@@ -902,6 +942,15 @@ class FakeSheetsServer:
         convert = _user_entered if option == "USER_ENTERED" else _raw
         # All or nothing, like Google: every range is checked before any cell is set.
         planned = [self._plan_write(sheet, i, item) for i, item in enumerate(data)]
+        for plan in planned:
+            for r, row in enumerate(plan.values):
+                for c, value in enumerate(row):
+                    if value is not None and _locked(plan.tab, plan.row0 + r, plan.col0 + c):
+                        raise _ApiError(
+                            400,
+                            "You are trying to edit a protected cell or object. Please contact the "
+                            "spreadsheet owner to remove protection if you need to edit.",
+                        )
         responses = []
         cells = 0
         rows_touched: set[tuple[int, int]] = set()
@@ -988,6 +1037,24 @@ class FakeSheetsServer:
 
 
 # --- spreadsheets:batchUpdate requests ---------------------------------------------
+
+
+def _in_grid(grid: Mapping[str, Any], row: int, column: int) -> bool:
+    """Whether 1-based (row, column) lies in the GridRange `grid`."""
+    rows = int(grid.get("startRowIndex", 0)) < row <= int(grid.get("endRowIndex", row))
+    return rows and int(grid.get("startColumnIndex", 0)) < column <= int(grid.get("endColumnIndex", column))
+
+
+def _locked(tab: _Tab, row: int, column: int) -> bool:
+    """Whether the caller may not write the cell: in a protected range it cannot edit (and not
+    one that only warns), outside that range's holes."""
+    return any(
+        _in_grid(entry["range"], row, column)
+        and not entry.get("requestingUserCanEdit")
+        and not entry.get("warningOnly")
+        and not any(_in_grid(hole, row, column) for hole in entry.get("unprotectedRanges") or [])
+        for entry in tab.protected_ranges
+    )
 
 
 def _grid_tab(work: _Spreadsheet, grid_range: Mapping[str, Any]) -> _Tab:
