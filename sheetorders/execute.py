@@ -26,7 +26,7 @@ from sheetorders.plan import PlannedOrder
 from sheetorders.rows import SheetRow, fingerprint, order_target
 from sheetorders.states import EntryState
 from sheetorders.stopping import StopSignal
-from sheetorders.store import Pending, utc_now
+from sheetorders.store import utc_now
 
 Progress = Callable[[int, int], None]
 
@@ -80,29 +80,12 @@ class OrderSender:
     journal_failure: JournalError | None = None
     _done: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _answers: list[tuple[Placement, Pending]] = field(default_factory=list)  # accepted, not yet on disk
 
     def send(self, orders: Sequence[PlannedOrder]) -> list[Placement]:
         by_panel: dict[str, list[PlannedOrder]] = defaultdict(list)
         for order in orders:
             by_panel[order.request.panel].append(order)
         total = len(orders)
-        try:
-            return self._send(by_panel, total)
-        finally:
-            self._answers_recorded()
-
-    def _answers_recorded(self) -> None:
-        """Every answer queued for the journal, on disk; a placement whose answer could not be
-        recorded says so."""
-        self.journal.flush()
-        for placement, pending in self._answers:
-            if pending.error is not None:
-                placement.journal_error = pending.error
-                self._journal_failed(pending.error)
-        self._answers.clear()
-
-    def _send(self, by_panel: dict[str, list[PlannedOrder]], total: int) -> list[Placement]:
         if self.on_progress:
             self.on_progress(0, total)
         with ThreadPoolExecutor(max_workers=max(1, len(by_panel))) as pool:
@@ -162,18 +145,18 @@ class OrderSender:
         row.assign_ref(ref)
         reason = self._halted()  # asked while the journal was writing
         if reason:
-            placement = Placement(order, ref, not_sent=reason)
             if ref in self.resend:  # its first sending may still have made an order
-                unclear = f"sent before without a clear answer; {reason}"
-                return self._record(placement, EntryState.AMBIGUOUS, error=unclear)
-            return self._record(placement, EntryState.NOT_SENT, error=reason)
+                self._record(ref, EntryState.AMBIGUOUS, error=f"sent before without a clear answer; {reason}")
+            else:
+                self._record(ref, EntryState.NOT_SENT, error=reason)
+            return Placement(order, ref, not_sent=reason)
         try:
             order_id = self._add(client, order, ref)
         except PanelError as error:
             return self._failed(order, ref, error, stop)
         # The sheet is the other place the ID is kept: set it first, whatever the journal says.
         row.record_order(order_id)
-        return self._record(Placement(order, ref, order_id), EntryState.ACCEPTED, order_id)
+        return Placement(order, ref, order_id, journal_error=self._record(ref, EntryState.ACCEPTED, order_id))
 
     def _begin(self, order: PlannedOrder, ref: str) -> None:
         row, request = order.row, order.request
@@ -210,21 +193,19 @@ class OrderSender:
 
     def _record(
         self,
-        placement: Placement,
+        ref: str,
         state: EntryState,
         order_id: str | None = None,
         error: str | None = None,
         lingers: bool = False,
-    ) -> Placement:
-        """Journal the answer of the placement's add, with the next commit: the thread's next add
-        waits for it (and for its own record) before leaving; the rest is written when the
-        sending ends (`_answers_recorded`), which also tells of an answer that was not."""
-        pending = self.journal.finish_add_later(
-            placement.ref, state, order_id=order_id, error=error, lingers=lingers
-        )
-        with self._lock:
-            self._answers.append((placement, pending))
-        return placement
+    ) -> JournalError | None:
+        """Journal an answer; a journal that cannot is remembered, and stops the sending."""
+        try:
+            self.journal.finish_add(ref, state, order_id=order_id, error=error, lingers=lingers)
+        except JournalError as failure:
+            self._journal_failed(failure)
+            return failure
+        return None
 
     def _failed(self, order: PlannedOrder, ref: str, error: PanelError, stop: threading.Event) -> Placement:
         contradicts = ref in self.proven_absent and isinstance(error, ActiveOrderExists)
@@ -247,7 +228,7 @@ class OrderSender:
         elif outcome.row_status is not None:
             row.mark(outcome.row_status, outcome.row_message.format(message=error.message))
         lingers = isinstance(error, AmbiguousOrder) and error.lingers
-        self._record(placement, outcome.add_state, error=error.message, lingers=lingers)
+        placement.journal_error = self._record(ref, outcome.add_state, error=error.message, lingers=lingers)
         if outcome.stops_panel:
             placement.stopped_panel = not stop.is_set()
             stop.set()

@@ -25,7 +25,7 @@ from typing import Any
 from sheetorders.ledger import Approvals, Ledger
 from sheetorders.models import is_final_order_status, is_final_refill_status
 from sheetorders.states import EntryState
-from sheetorders.store import Pending, Refused, Store, utc_now
+from sheetorders.store import Store, utc_now
 
 SCHEMA_VERSION = 1
 
@@ -367,29 +367,6 @@ class Journal:
         `lingers`: no answer, and the panel may still have been working on the request."""
         self._finish(ref, state, (SENDING,), order_id=order_id, error=error, answered=lingers)
 
-    def finish_add_later(
-        self,
-        ref: str,
-        state: EntryState,
-        *,
-        order_id: str | None = None,
-        error: str | None = None,
-        lingers: bool = False,
-    ) -> Pending:
-        """`finish_add`, in the next commit of any thread (`Store.write_later`): a thread that
-        goes on to send the next add records both with one sync to disk, the answer first;
-        `flush` commits it when no add follows. The moment of the answer is taken at the
-        commit: later than it was, which only widens the order-ID search's windows."""
-        pending = self._finish(
-            ref, state, (SENDING,), order_id=order_id, error=error, answered=lingers, later=True
-        )
-        assert pending is not None
-        return pending
-
-    def flush(self) -> None:
-        """Every answer `finish_add_later` queued, on disk."""
-        self._store.flush()
-
     def settle(self, ref: str, order_id: str, note: str, *, by: str = "person") -> None:
         """An unresolved `add` did create this order: `by` a person who typed its ID, or the
         order-ID "search" that found it."""
@@ -521,11 +498,9 @@ class Journal:
         error: str | None,
         answered: bool | None = None,
         settled_by: str | None = None,
-        later: bool = False,
-    ) -> Pending | None:
+    ) -> None:
         """`answered`: record now as the moment the answer was seen (True/False: whether the
-        panel may still be working on the request); None keeps the moment recorded before.
-        `later`: queued for the next commit (a `Pending`), not waited for."""
+        panel may still be working on the request); None keeps the moment recorded before."""
         now = utc_now()
 
         def work(db: sqlite3.Connection) -> Any:
@@ -543,10 +518,7 @@ class Journal:
                 (now, state, order_id, error, ref),
             )
 
-        if later:
-            return self._store.write_later(work)
         self._write(work)
-        return None
 
     def _move(
         self, ref: str, state: EntryState, allowed: tuple[EntryState, ...], *, error: str | None = None
@@ -672,7 +644,7 @@ class Journal:
         self._write(work)
 
 
-class _NotAllowed(Refused):
+class _NotAllowed(sqlite3.Error):
     """A state change the journal refuses; nothing of the transaction is kept."""
 
 

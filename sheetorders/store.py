@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
@@ -27,30 +26,6 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
-    later: bool = False  # queued by write_later: nobody waits for it
-
-
-class Refused(sqlite3.Error):
-    """A change the journal's rules refuse (raised by a job's work); nothing of the job is kept."""
-
-
-class Pending:
-    """A write queued by `Store.write_later`: on disk once `Store.flush` (or any later write of
-    the same thread) has returned."""
-
-    def __init__(self, job: _Job, path: Path) -> None:
-        self._job = job
-        self._path = path
-
-    @property
-    def error(self) -> JournalError | None:
-        """Why it could not be recorded, once done; None while queued or when it was."""
-        job = self._job
-        if not job.done.is_set() or job.error is None:
-            return None
-        if isinstance(job.error, JournalError):
-            return job.error
-        return JournalError(f"{self._path}: cannot record in the journal ({job.error})")
 
 
 class Store:
@@ -79,7 +54,6 @@ class Store:
         self._queue_lock = threading.Lock()
         self._queue: list[_Job] = []
         self._ticks: list[int] | None = None  # [next, first] while a transaction runs
-        self._broken: JournalError | None = None  # a write nobody waited for failed
 
     def tick(self) -> int:
         """The next number of the journal's event counter, for work running inside `write`.
@@ -153,11 +127,11 @@ class Store:
         Threads that write at the same time share one commit (one sync to disk): each queues
         its work, and whichever thread gets the commit lock commits everything queued so far.
         `work` may run twice (when another job of the batch fails, the batch runs again, each
-        job in a savepoint): it must change nothing but the database. What `write_later`
-        queued before is committed first, in the same commit or an earlier one.
+        job in a savepoint): it must change nothing but the database.
         """
         job = _Job(work)
-        self._enqueue(job)
+        with self._queue_lock:
+            self._queue.append(job)
         while not job.done.is_set():
             with self._commit_lock:
                 if job.done.is_set():
@@ -172,38 +146,14 @@ class Store:
         result: T = job.result
         return result
 
-    def write_later(self, work: Callable[[sqlite3.Connection], object]) -> Pending:
-        """Queue `work` for the next commit, made by the next `write` of any thread (or `flush`),
-        without waiting for it: a thread that records an answer and then the next request
-        pays for one sync to disk, not two. Once such work has failed, every later write
-        fails too, so that nothing is taken for recorded after an answer that was not."""
-        job = _Job(work, later=True)
-        self._enqueue(job)
-        return Pending(job, self.path)
-
-    def flush(self) -> None:
-        """Commit what `write_later` queued (its failures are read from each `Pending`)."""
-        with self._queue_lock:
-            queued = bool(self._queue)
-        if queued:
-            with contextlib.suppress(JournalError):
-                self.write(lambda db: None)
-
-    def _enqueue(self, job: _Job) -> None:
-        with self._queue_lock:
-            self._queue.append(job)
-
     def _commit(self, batch: list[_Job]) -> None:
-        if self._broken is not None:
-            for job in batch:
-                job.error = self._broken
-                job.done.set()
-            return
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._start_ticks()
-                if not self._run_together(batch):
+                if len(batch) == 1:
+                    batch[0].result = batch[0].work(self._db)
+                elif not self._run_together(batch):
                     # A job failed: start again, a savepoint each, so that it undoes no other job.
                     self._db.execute("ROLLBACK")
                     self._db.execute("BEGIN IMMEDIATE")
@@ -235,23 +185,14 @@ class Store:
         return True
 
     def _run_apart(self, batch: list[_Job]) -> None:
-        """Every job in its own savepoint: a job's database error undoes that job alone, except
-        one nobody waited for (`write_later`), which fails every job after it."""
+        """Every job in its own savepoint: a job's database error undoes that job alone."""
         for job in batch:
-            if self._broken is not None:
-                job.error = self._broken
-                continue
             self._db.execute("SAVEPOINT job")
             try:
                 job.result = job.work(self._db)
             except sqlite3.Error as error:
                 self._db.execute("ROLLBACK TO job")
                 job.error = error
-                if job.later and not isinstance(error, Refused):
-                    self._broken = JournalError(
-                        f"{self.path}: an answer could not be recorded in the journal ({error}); "
-                        "nothing more is recorded in this run"
-                    )
             self._db.execute("RELEASE job")
 
     def _start_ticks(self) -> None:
