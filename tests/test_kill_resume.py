@@ -63,8 +63,17 @@ def kill_and_resume(
         # Once in the middle of placing orders for sure, then at random moments.
         first = run_cli(config, None, kill_when=lambda: panel.ledger.calls["add"] >= rows // 4)
         killed = 1 if first is None else 0
-        for _ in range(kills):
-            if run_cli(config, kill_after=rng.uniform(0.2, 2.5)) is None:
+        for kill in range(kills):
+            # At random moments, half of them in time (reading, planning, placing, writing back)
+            # and half in the placing, a few adds on: how many land does not hang on the
+            # machine's speed while orders are left.
+            if kill % 2:
+                sent = panel.ledger.calls["add"]
+                target = sent + rng.randint(1, 5)
+                outcome = run_cli(config, None, kill_when=lambda t=target: panel.ledger.calls["add"] >= t)
+            else:
+                outcome = run_cli(config, kill_after=rng.uniform(0.1, 1.5))
+            if outcome is None:
                 killed += 1
         for _ in range(3):  # to the end: nothing is placed by the last of these
             run_cli(config, kill_after=None)
