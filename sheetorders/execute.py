@@ -20,7 +20,7 @@ from sheetorders.errors import ActiveOrderExists, AmbiguousOrder, JournalError, 
 from sheetorders.journal import Journal, JournalRequest, OrderDetails
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
-from sheetorders.pacing import paced
+from sheetorders.pacing import GRACE, paced
 from sheetorders.panel import BATCH_SIZE, PanelClient, Panels
 from sheetorders.plan import PlannedOrder
 from sheetorders.rows import SheetRow, fingerprint, order_target
@@ -74,6 +74,7 @@ class OrderSender:
     currency: Callable[[str], str] = lambda panel: ""  # a panel's currency, for the history
     idempotency_field: Callable[[str], str | None] = lambda panel: None  # a panel's client-key field
     paced: Callable[[str], bool] = lambda panel: False  # adds leave as pacing.paced says
+    grace: Callable[[str], float] = lambda panel: GRACE  # a panel's probe_grace, for pacing
     resend: frozenset[str] = frozenset()  # unresolved refs to send again under their key
     proven_absent: frozenset[str] = frozenset()  # refs the order-ID search proved never made
     sleep: Callable[[float], None] = time.sleep
@@ -111,7 +112,8 @@ class OrderSender:
         if not self.paced(panel):
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"add-{panel}") as pool:
                 return list(pool.map(place, orders))
-        return paced(orders, place, workers, f"add-{panel}", self.journal.has_orders(panel))
+        anchored = self.journal.has_orders(panel)
+        return paced(orders, place, workers, f"add-{panel}", anchored, grace=self.grace(panel))
 
     def _halted(self) -> str | None:
         """Why nothing more may be sent, if so."""

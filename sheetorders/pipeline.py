@@ -556,6 +556,7 @@ def _place(work: _Pass, orders: list[PlannedOrder]) -> None:
         resend=frozenset(work.resend),
         proven_absent=frozenset(work.placed_again),
         paced=lambda panel: _probed(work.config.panel(panel)),
+        grace=lambda panel: work.config.panel(panel).probe_grace,
     )
     for placement in sender.send(orders):
         _count_placement(work, placement)

@@ -452,3 +452,22 @@ def test_a_journal_that_fails_while_settling_after_placing_still_writes_back_the
     assert report.ordered == 3
     result = read_sheet(sheet)
     assert [bool(row["order_id"]) for row in result] == [True, True, True, False]
+
+
+def test_pacing_waits_out_the_panel_s_own_probe_grace(tmp_path, panel, monkeypatch):
+    """An unclear add that lingers keeps its price waiting `probe_grace` seconds: the panel's
+    setting, not the default minute."""
+    from sheetorders import execute, pacing
+
+    graces: list[float] = []
+
+    def spy(*args: Any, grace: float = pacing.GRACE, **kwargs: Any) -> Any:
+        graces.append(grace)
+        return pacing.paced(*args, grace=grace, **kwargs)
+
+    monkeypatch.setattr(execute, "paced", spy)
+    config, _sheet = setup(tmp_path, panel, rows_of(2), probe_grace=7)
+
+    run_sheets(config)
+
+    assert graces == [7.0]
