@@ -112,8 +112,10 @@ class OrderSender:
         if not self.paced(panel):
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"add-{panel}") as pool:
                 return list(pool.map(place, orders))
-        anchored = self.journal.has_orders(panel)
-        return paced(orders, place, workers, f"add-{panel}", anchored, grace=self.grace(panel))
+        anchored, unresolved = self.journal.has_orders(panel), self.journal.unresolved_prices(panel)
+        return paced(
+            orders, place, workers, f"add-{panel}", anchored, grace=self.grace(panel), unresolved=unresolved
+        )
 
     def _halted(self) -> str | None:
         """Why nothing more may be sent, if so."""

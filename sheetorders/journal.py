@@ -11,6 +11,7 @@ No API key is ever stored here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import socket
@@ -19,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -453,6 +455,20 @@ class Journal:
             (panel, ACCEPTED),
         )
         return bool(found)
+
+    def unresolved_prices(self, panel: str) -> list[tuple[Decimal, bool]]:
+        """The estimated cost of each unresolved add of `panel`, and whether the panel may still
+        have been working on it when its answer was lost (for the pacing of later adds)."""
+        states = ", ".join("?" * len(UNRESOLVED_STATES))
+        found = self._store.query(
+            f"SELECT estimated_cost, lingers FROM rows WHERE panel = ? AND state IN ({states})",
+            (panel, *UNRESOLVED_STATES),
+        )
+        prices = []
+        for row in found:
+            with contextlib.suppress(ArithmeticError, TypeError):
+                prices.append((Decimal(row["estimated_cost"]), row["lingers"] != "0"))
+        return prices
 
     def probe_off(self, panel: str) -> str | None:
         """Why the order-ID probe is turned off for `panel`, if it is."""

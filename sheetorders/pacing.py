@@ -11,6 +11,8 @@ before it left and sent after it failed, and the fewest other requests of its pr
   of an unclear add wait their turn until an add sent after its answer is placed (sent
   `grace` seconds after it, if the panel may still have been working on it): until then an
   unclear add of that price would share its window.
+- The prices of the adds earlier passes left unclear (a killed pass's adds in flight among
+  them) wait the same way, until an add of this pass is placed.
 - Once an answer was unclear, the last adds go one at a time, each once the one before it is
   answered. The first of them waits for every add in flight, so that an unclear answer among
   those counts (a round trip at most, once a pass).
@@ -59,13 +61,16 @@ def paced(
     *,
     grace: float = GRACE,
     clock: Callable[[], float] = time.monotonic,
+    unresolved: Sequence[tuple[Decimal, bool]] = (),
 ) -> list[P]:
     """`place` each order, `workers` at most at once, in the order described above; the
     results in the order of `orders`. `anchored`: the journal has an order of the panel;
-    `grace`: the panel's probe_grace."""
+    `grace`: the panel's probe_grace; `unresolved`: the price of each add of the panel that
+    earlier passes left unclear, and whether it lingers (a killed pass's adds in flight are
+    among them): their prices are avoided as this pass's own unclear adds' are."""
     results: list[P | None] = [None] * len(orders)
     queue = _Queue(orders)
-    gate = _Gate(2 * workers, anchored, grace, clock)
+    gate = _Gate(2 * workers, anchored, grace, clock, unresolved)
 
     def work() -> None:
         while True:
@@ -151,7 +156,14 @@ class _Gate:
     `count` adds after an unclear answer, and for the last ones once one was unclear; and which
     prices to avoid: those of the unclear adds that no add placed since bounds yet."""
 
-    def __init__(self, count: int, anchored: bool, grace: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        count: int,
+        anchored: bool,
+        grace: float,
+        clock: Callable[[], float],
+        unresolved: Sequence[tuple[Decimal, bool]] = (),
+    ) -> None:
         self.count = count
         self._placed = anchored
         self._grace = grace
@@ -159,7 +171,10 @@ class _Gate:
         self._unclear = False
         self._left = 0
         self._step = 0
-        self._open: list[_Unclear] = []
+        # Answered before this pass, as far as it knows: at its start (later than they were,
+        # which only makes their prices wait longer).
+        start = _Moment(0, clock())
+        self._open: list[_Unclear] = [_Unclear(price, start, lingers) for price, lingers in unresolved]
         self._state = threading.Lock()
         self._one_at_a_time = threading.Lock()
         self._flying = 0  # adds sent, not answered yet

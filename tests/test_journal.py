@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 
@@ -154,3 +155,15 @@ def test_a_failing_write_does_not_undo_the_others_of_its_commit(tmp_path):
             journal._write(lambda db: db.execute("INSERT INTO no_such_table VALUES (1)"))
         journal.finish_add("so-ok", j.ACCEPTED, order_id="1")
         assert journal.get("so-ok").order_id == "1"
+
+
+def test_the_prices_of_unresolved_adds_say_whether_they_linger(tmp_path):
+    with Journal(tmp_path / "j.sqlite") as journal:
+        begin(journal, "so-1", estimated_cost="0.24")  # left sending: its answer is unknown
+        begin(journal, "so-2", estimated_cost="0.5", link="https://x.com/b")
+        journal.finish_add("so-2", j.AMBIGUOUS, error="502 page")  # the panel had answered
+        begin(journal, "so-3", estimated_cost="0.7", link="https://x.com/c")
+        journal.finish_add("so-3", j.ACCEPTED, order_id="9")
+        begin(journal, "so-4", estimated_cost="0.9", panel="other", link="https://x.com/d")
+
+        assert sorted(journal.unresolved_prices("main")) == [(Decimal("0.24"), True), (Decimal("0.5"), False)]

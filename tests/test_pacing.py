@@ -154,3 +154,37 @@ def test_the_first_of_the_last_adds_waits_for_the_adds_in_flight_so_an_unclear_o
 
     assert script.sent == ["0@1", "1@2", "2@3", "3@4"]
     assert seen == {"after the unclear answer": True}
+
+
+def test_the_prices_of_adds_earlier_passes_left_unclear_wait_until_one_of_this_pass_is_placed():
+    """A killed pass's add of price 1 is unresolved: this pass's first add is of another price,
+    and price 1 goes once that one is placed (it bounds the old add from above)."""
+    script = Script({})
+    paced(orders("1", "1", "2"), script, 1, "t", anchored=True, unresolved=[(Decimal("1"), False)])
+
+    assert script.sent == ["2@2", "0@1", "1@1"]
+
+
+def test_an_earlier_unclear_add_that_lingers_keeps_its_price_waiting_the_grace():
+    now = [100.0]
+    script = Script({})
+
+    def later() -> Done:
+        now[0] += 5  # answered five seconds on
+        return PLACED
+
+    script.answers["1@2"] = later
+    paced(
+        orders("1", "2", "3"),
+        script,
+        1,
+        "t",
+        anchored=True,
+        grace=4,
+        clock=lambda: now[0],
+        unresolved=[(Decimal("1"), True)],
+    )
+
+    # 1@2 was sent at once: it does not bound the old add, which may still have been worked on;
+    # 2@3 was sent after the grace, and bounds it once placed; then price 1 goes.
+    assert script.sent == ["1@2", "2@3", "0@1"]
