@@ -3,12 +3,11 @@
 A pass costs one `values:batchGet` to read the tab, one to check for edits before writing,
 one `values:batchUpdate` for all the written cells, and one spreadsheet metadata read for
 the journal's mark on the tab and its protected ranges (plus the token exchange, once an
-hour). Only when a write
-must be tried again (429/5xx, a grid too small) or is too big for one request does it
-read the tab once more before each further try or part, to find the rows where they are
-now. The metadata read that finds the first tab (no tab named) serves for the mark as
-well; metadata is read again only for a missing tab (to list the tabs in the error) or a
-write past the grid. Marking the tab costs one `spreadsheets:batchUpdate`.
+hour). Only when a write must be tried again (429/5xx, a grid too small) or is too big for
+one request does it read the tab once more before each further try or part, to find the
+rows where they are now. The metadata read that finds the first tab (no tab named) serves
+for the mark as well; metadata is read again only for a missing tab (to list the tabs in the
+error) or a write past the grid. Marking the tab costs one `spreadsheets:batchUpdate`.
 
 Options (the config's `google:` section):
 
