@@ -62,6 +62,7 @@ class Compaction:
     before: str
     attempts: int
     requests: int
+    sessions: int = 0  # moments passes began, before `before` and before any add left unanswered
 
     def __str__(self) -> str:
         return (
@@ -176,7 +177,14 @@ class Ledger:
             ).rowcount
             ids = [(row["id"],) for row in _finished_requests(db, older_than)]
             db.executemany("DELETE FROM requests WHERE id = ?", ids)
-            return Compaction(older_than, attempts, len(ids))
+            # A session's moment bounds the lost answer of an add left `sending` before it (the
+            # first session after that add): every session after the oldest such add stays.
+            sessions = db.execute(
+                """DELETE FROM sessions WHERE clock < ? AND tick < COALESCE(
+                       (SELECT MIN(CAST(sent_tick AS INTEGER)) FROM rows WHERE state = ?), tick + 1)""",
+                (_parsed(older_than).timestamp(), SENDING),
+            ).rowcount
+            return Compaction(older_than, attempts, len(ids), sessions)
 
         return self._store.write(work)
 

@@ -92,6 +92,50 @@ def test_compaction_removes_only_finished_shown_entries_and_never_an_order(tmp_p
         assert journal.open_refills("sheet:a")  # still asked about
 
 
+def session_ticks(path: Path) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return [tick for (tick,) in db.execute("SELECT tick FROM sessions ORDER BY tick")]
+
+
+def test_compaction_drops_old_session_moments_but_the_one_an_unanswered_add_needs(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:
+        journal.begin_session()
+        add(journal, "placed", EntryState.ACCEPTED)
+        journal.begin_session()
+        add(journal, "in-flight", EntryState.SENDING)  # its process was killed waiting
+        journal.begin_session()  # the next pass: when the lost answer was lost, at the latest
+        journal.begin_session()
+    _, _, needed, last = session_ticks(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE sessions SET clock = ?", (datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp(),))
+    with Journal(path) as journal:
+        done = journal.ledger.compact("2026-05-01T00:00:00Z")
+        assert done.sessions == 2
+        assert session_ticks(path) == [needed, last]
+        journal.mark_interrupted("in-flight")
+    with sqlite3.connect(path) as db:
+        (answered,) = db.execute("SELECT answered_tick FROM rows WHERE ref = 'in-flight'").fetchone()
+    assert int(answered) == needed
+
+
+def test_without_an_unanswered_add_only_old_session_moments_go(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:
+        journal.begin_session()
+        journal.begin_session()
+        add(journal, "placed", EntryState.ACCEPTED)
+    old, recent = session_ticks(path)
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE sessions SET clock = ? WHERE tick = ?",
+            (datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp(), old),
+        )
+    with Journal(path) as journal:
+        assert journal.ledger.compact("2026-05-01T00:00:00Z").sessions == 1
+    assert session_ticks(path) == [recent]
+
+
 def test_a_finished_refill_goes_once_it_is_old(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite"
     with Journal(path) as journal:
