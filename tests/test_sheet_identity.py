@@ -13,6 +13,7 @@ from sheetorders.config import load_config
 from sheetorders.errors import ExitCode, LockHeld, SheetTrackedElsewhere
 from sheetorders.pipeline import PassOptions
 from sheetorders.report import RunReport
+from sheetorders.sheets.csvfile import CsvBackend
 from sheetorders.sheets.excel import ExcelBackend
 from sheetorders.testing.panel_server import PanelServer
 from sheetorders.testing.workbooks import read_sheet, write_config
@@ -140,4 +141,48 @@ def test_take_over_moves_the_sheet_and_treats_the_other_journals_refs_as_unknown
     row = read_sheet(sheet)[0]
     assert row["status"] == "Uncertain" and "another sheetorders journal" in row["error"]
     assert len(panel.ledger.orders) == 3  # nothing ordered again
+    assert isinstance(run_sheets(load_config(first)).sheets[0].failure, SheetTrackedElsewhere)
+
+
+def csv_sheet(path: Path, count: int, tag: str) -> Path:
+    lines = ["service,link,quantity", *(f"2,https://instagram.com/{tag}{i},100" for i in range(count))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_csv_file_carries_its_journal_too_so_a_second_journal_refuses_it_before_placing(
+    tmp_path: Path, panel: PanelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheet = csv_sheet(tmp_path / "orders.csv", 5, "csv-two")
+    first, second = two_configs(tmp_path, panel, sheet)
+
+    def crash(self: CsvBackend, cells: object) -> None:
+        raise Crashed
+
+    with monkeypatch.context() as patched, pytest.raises(Crashed):
+        patched.setattr(CsvBackend, "write", crash)
+        run_sheets(load_config(first))  # placed, and killed before a ref reached the file
+    assert len(panel.ledger.orders) == 5
+    before = sheet.read_bytes()
+
+    report = run_sheets(load_config(second))
+
+    failure = report.sheets[0].failure
+    assert isinstance(failure, SheetTrackedElsewhere), report.as_dict()
+    assert str(tmp_path / "a" / ".sheetorders" / "journal.sqlite") in str(failure)
+    assert len(panel.ledger.orders) == 5  # b would have ordered all five again
+    assert sheet.read_bytes() == before  # the mark is beside the file, not in it
+    assert run_sheets(load_config(first)).sheets[0].recovered == 5  # its own journal goes on
+
+
+def test_take_over_moves_the_mark_of_a_csv_file(tmp_path: Path, panel: PanelServer) -> None:
+    sheet = csv_sheet(tmp_path / "orders.csv", 2, "csv-move")
+    first, second = two_configs(tmp_path, panel, sheet)
+    run_sheets(load_config(first))
+
+    report = run_sheets(load_config(second), PassOptions(take_over=True))
+
+    assert report.sheets[0].failure is None
+    assert any("moved to this journal" in n for n in report.sheets[0].notices)
+    assert len(panel.ledger.orders) == 2
     assert isinstance(run_sheets(load_config(first)).sheets[0].failure, SheetTrackedElsewhere)

@@ -2,21 +2,24 @@
 
 The smallest backend: read every row into memory, change the cells in memory,
 rewrite the file atomically. The delimiter (",", ";" or tab), a UTF-8 byte-order
-mark and the line endings are kept as the file had them.
+mark and the line endings are kept as the file had them. A CSV file has no place for
+the mark of the journal tracking it: a hidden file beside it holds the mark.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sheetorders.errors import SheetError
 from sheetorders.sheets.base import Cell, CellWrite, SheetTable
-from sheetorders.sheets.files import LocalFileBackend, is_url, read_unlocked
+from sheetorders.sheets.files import LocalFileBackend, atomic_write, is_url, read_unlocked
 
 BOM = "\ufeff"
 
@@ -57,6 +60,29 @@ class CsvBackend(LocalFileBackend):
     @property
     def description(self) -> str:
         return self.source
+
+    def _mark_path(self) -> Path:
+        real = Path(os.path.realpath(self.path))
+        return real.with_name(f".{real.name}.sheetorders-journal")
+
+    def owner(self) -> str | None:
+        """The mark in the hidden file beside the CSV file (`.NAME.sheetorders-journal`)."""
+        path = self._mark_path()
+        try:
+            return path.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SheetError(f"cannot read {path} (which journal tracks {self.path}): {exc}") from exc
+
+    def claim(self, owner: str) -> None:
+        path = self._mark_path()
+        data = owner.encode("utf-8")
+        try:
+            path.touch()  # atomic_write replaces a file; an empty one, if this stops here, marks nothing
+        except OSError as exc:
+            raise SheetError(f"cannot write {path} (which journal tracks {self.path}): {exc}") from exc
+        atomic_write(path, lambda handle: handle.write(data))
 
     def read(self) -> SheetTable:
         stamp, data = read_unlocked(self.path)
