@@ -60,7 +60,7 @@ from sheetorders.sheets.base import SheetBackend, open_backend
 from sheetorders.states import EntryState, RowStatus
 from sheetorders.stopping import StopSignal
 from sheetorders.template import SERVICES_REFRESH_EVERY, SERVICES_TAB, refresh_services_tab
-from sheetorders.upkeep import keep_up
+from sheetorders.upkeep import compact_daily, keep_up
 from sheetorders.writeback import cells_to_check, write_back
 
 log = logging.getLogger("sheetorders.pipeline")
@@ -158,6 +158,8 @@ def run_pass(
 def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     if _nothing_to_do(work, backend):
         work.report.unchanged = True
+        # Not read, but the journal still grows by a session a pass: its compaction stays due.
+        compact_daily(work.journal, work.report.notices, work.options.clock())
         return work.report
     known = Answers() if work.options.dry_run else _prefetch(work)
     read = read_sheet(backend, work.config.columns, work.config.ignore_columns)
@@ -231,7 +233,16 @@ def _nothing_to_do(work: _Pass, backend: SheetBackend) -> bool:
     if work.options.dry_run:
         return False
     stamp = work.journal.ledger.idle_stamp(work.key)
-    return stamp is not None and stamp == backend.content_stamp()
+    return stamp is not None and stamp == _idle_stamp(work, backend)
+
+
+def _idle_stamp(work: _Pass, backend: SheetBackend) -> str | None:
+    """The sheet's content stamp, and what of the config the pass writes besides the rows: a
+    summary tab configured since the sheet went idle is written by the next pass."""
+    content = backend.content_stamp()
+    if content is None:
+        return None
+    return f"{content} summary:{work.sheet.summary_tab}" if work.sheet.summary_tab else content
 
 
 def _remember_if_idle(work: _Pass, backend: SheetBackend, read: SheetRead, plan: Plan) -> None:
@@ -248,7 +259,7 @@ def _remember_if_idle(work: _Pass, backend: SheetBackend, read: SheetRead, plan:
         or journal.open_refills(work.key)
         or journal.unresolved(work.key)  # a later order on the panel may settle them
     )
-    journal.ledger.set_idle_stamp(work.key, backend.content_stamp() if idle else None)
+    journal.ledger.set_idle_stamp(work.key, _idle_stamp(work, backend) if idle else None)
 
 
 def _confirmed(work: _Pass, plan: Plan) -> bool:

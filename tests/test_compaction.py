@@ -243,3 +243,23 @@ def test_doctor_without_the_sheets_reads_none(tmp_path: Path, panel: PanelServer
     assert code == 0 and json.loads(output)["sheets"] == []
     code, output = doctor(path, "--json")
     assert code == 0 and "not found" in json.loads(output)["sheets"][0]["error"]
+
+
+def test_the_passes_of_an_idle_sheet_still_compact_the_journal_once_a_day(
+    tmp_path: Path, panel: PanelServer
+) -> None:
+    invalid = {"service": 2, "link": "not a link", "quantity": 500}
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", [invalid])
+    config = load_config(write_config(tmp_path, panel.url, sheet))
+    run_sheets(config, PassOptions(clock=lambda: NOW))  # an Invalid row: a new problem
+    run_sheets(config, PassOptions(clock=lambda: NOW))  # the same row, nothing new: ends idle
+    with Journal(config.journal) as journal:
+        first = journal.ledger.last_compacted()
+    later = NOW + timedelta(days=40)
+
+    report = run_sheets(config, PassOptions(clock=lambda: later))
+
+    assert report.sheets[0].unchanged  # not read
+    with Journal(config.journal) as journal:
+        assert first is not None and first.startswith("2026-06-01")
+        assert (journal.ledger.last_compacted() or "").startswith("2026-07-11")

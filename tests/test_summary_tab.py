@@ -326,3 +326,20 @@ def test_a_csv_sheet_has_no_tab_for_a_summary(tmp_path, panel) -> None:
 
     assert report.sheets[0].ordered == 1
     assert any("no other tabs" in notice for notice in report.sheets[0].notices)
+
+
+def test_a_summary_tab_configured_for_an_idle_sheet_is_written_by_the_next_pass(tmp_path, panel) -> None:
+    invalid = {"service": 2, "link": "not a link", "quantity": 500}
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", [invalid])
+    path = write_config(tmp_path, panel.url, sheet)
+    config = load_config(path)
+    run_sheets(config)  # an Invalid row
+    assert run_sheets(config).sheets[0].unchanged is False  # the same row: ends idle
+    assert run_sheets(config).sheets[0].unchanged
+    config = with_summary(path, "Summary")
+
+    report = run_sheets(config)
+
+    assert not report.sheets[0].unchanged and report.sheets[0].notices == []
+    assert "Summary" in load_workbook(sheet).sheetnames
+    assert run_sheets(config).sheets[0].unchanged  # idle again, the tab included
