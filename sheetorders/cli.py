@@ -28,7 +28,7 @@ from rich.table import Table
 from sheetorders import __version__, app
 from sheetorders.budget import utc_clock
 from sheetorders.config import Config, find_config, load_config
-from sheetorders.errors import ExitCode, PanelError, SheetordersError
+from sheetorders.errors import ExitCode, JournalError, PanelError, SheetordersError
 from sheetorders.exits import exit_code_of
 from sheetorders.history import GROUPS
 from sheetorders.history import as_csv as history_csv
@@ -404,19 +404,30 @@ def uncertain(as_json: bool, probe_on: str | None) -> None:
 def doctor(as_json: bool, no_sheets: bool) -> None:
     """Check the journal: SQLite's integrity check, what its entries say needs a person, whether the
     sheets show the orders it placed (exit 1 when not); and compact it (finished entries of over
-    30 days whose results the sheets show; never an order's record)."""
+    30 days whose results the sheets show; never an order's record), giving the space freed back
+    to the file system."""
     config = _config()
+    vacuumed: tuple[int, int] | None = None
     with Journal(config.journal) as journal:
         found = journal.ledger.check()
         compacted = journal.ledger.compact_if_due(utc_clock(), force=True) if found.sound else None
+        if found.sound:
+            try:
+                vacuumed = journal.ledger.vacuum()
+            except JournalError as error:  # another process busy with it, mostly: try again later
+                err_console.print(f"  [yellow]![/] the journal's file was not shrunk: {escape(str(error))}")
         sheets = [] if no_sheets or not found.sound else check_sheets(config, journal)
     if as_json:
         report = {**found.__dict__, "sound": found.sound, "sheets": [sheet.as_dict() for sheet in sheets]}
-        click.echo(json.dumps({**report, "compacted": compacted and compacted.__dict__}, indent=2))
+        report["compacted"] = compacted and compacted.__dict__
+        report["file_bytes"] = vacuumed and {"before": vacuumed[0], "after": vacuumed[1]}
+        click.echo(json.dumps(report, indent=2))
     else:
         _print_journal_check(str(config.journal), found)
         if compacted is not None:
             console.print(f"  {escape(str(compacted))}")
+        if vacuumed is not None:
+            console.print(f"  the journal's file: {vacuumed[0]:,} bytes before, {vacuumed[1]:,} now")
         _print_sheet_checks(sheets)
     disagree = any(sheet.disagreements for sheet in sheets)
     sys.exit(int(ExitCode.USAGE if not found.sound else ExitCode.ROWS_FAILED if disagree else ExitCode.OK))

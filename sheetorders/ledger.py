@@ -188,6 +188,10 @@ class Ledger:
 
         return self._store.write(work)
 
+    def vacuum(self) -> tuple[int, int] | None:
+        """Shrink the file by the space compaction freed: its bytes before and after (None: none free)."""
+        return self._store.vacuum()
+
     def last_compacted(self) -> str | None:
         return self._store.get_meta(COMPACTED_AT)
 

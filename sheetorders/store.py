@@ -110,6 +110,21 @@ class Store:
         self.write(insert)
         return str(self.query("SELECT value FROM meta WHERE key = ?", (key,))[0]["value"])
 
+    def vacuum(self) -> tuple[int, int] | None:
+        """Give the pages earlier deletes freed back to the file system (SQLite's VACUUM, which
+        rewrites the file): its size in bytes before and after; None when nothing was free."""
+        try:
+            with self._commit_lock, self._lock:
+                if not self._db.execute("PRAGMA freelist_count").fetchone()[0]:
+                    return None
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                before = self.path.stat().st_size
+                self._db.execute("VACUUM")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return before, self.path.stat().st_size
+        except sqlite3.Error as error:
+            raise JournalError(f"{self.path}: cannot vacuum the journal ({error})") from error
+
     def integrity(self) -> list[str]:
         """SQLite's own check of the file: ["ok"] when it is sound."""
         return [str(row[0]) for row in self.query("PRAGMA integrity_check")]

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from sheetorders.app import run_sheets
 from sheetorders.cli import cli
 from sheetorders.config import load_config
+from sheetorders.errors import JournalError
 from sheetorders.journal import Journal
-from sheetorders.ledger import COMPACTED_AT
+from sheetorders.ledger import COMPACTED_AT, Ledger
 from sheetorders.pipeline import PassOptions
 from sheetorders.states import EntryState
 from sheetorders.testing.panel_server import PanelServer
@@ -263,3 +264,45 @@ def test_the_passes_of_an_idle_sheet_still_compact_the_journal_once_a_day(
     with Journal(config.journal) as journal:
         assert first is not None and first.startswith("2026-06-01")
         assert (journal.ledger.last_compacted() or "").startswith("2026-07-11")
+
+
+def test_doctor_gives_the_space_compaction_freed_back_to_the_file_system(
+    tmp_path: Path, panel: PanelServer
+) -> None:
+    path = placed_sheet(tmp_path, panel)
+    journal_path = load_config(path).journal
+    with Journal(journal_path) as journal:
+        for number in range(3000):
+            add(journal, f"old-{number}", EntryState.REJECTED)
+    backdate(journal_path)
+    grown = journal_path.stat().st_size
+
+    code, output = doctor(path, "--json", "--no-sheets")
+
+    assert code == 0, output
+    found = json.loads(output)
+    assert found["compacted"]["attempts"] == 3000
+    assert found["file_bytes"]["before"] >= grown
+    assert found["file_bytes"]["after"] < found["file_bytes"]["before"] * 0.8
+    assert journal_path.stat().st_size == found["file_bytes"]["after"]
+    with Journal(journal_path) as journal:
+        assert len(journal.ledger.check().states) > 0 and journal.get("old-7") is not None
+    code, output = doctor(path, "--json", "--no-sheets")
+    assert json.loads(output)["file_bytes"] is None  # nothing freed since
+
+
+def test_a_journal_file_that_cannot_be_shrunk_now_is_a_notice_of_doctor(
+    tmp_path: Path, panel: PanelServer, monkeypatch
+) -> None:
+    path = placed_sheet(tmp_path, panel)
+    run_sheets(load_config(path))
+
+    def busy(self: object) -> None:
+        raise JournalError("journal.sqlite: cannot vacuum the journal (database is locked)")
+
+    monkeypatch.setattr(Ledger, "vacuum", busy)
+    result = CliRunner().invoke(cli, ["doctor", "-c", str(path), "--json"], env=ENV)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["file_bytes"] is None
+    assert "was not shrunk" in result.stderr and "database is locked" in result.stderr
