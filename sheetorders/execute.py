@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from sheetorders.errors import ActiveOrderExists, AmbiguousOrder, JournalError, PanelError
+from sheetorders.errors import ActiveOrderExists, AmbiguousOrder, JournalError, PanelError, PanelUnavailable
 from sheetorders.journal import Journal, JournalRequest, OrderDetails
 from sheetorders.models import ItemError
 from sheetorders.outcomes import outcome_of
@@ -185,15 +185,39 @@ class OrderSender:
         request = order.request
         key_field = self.idempotency_field(request.panel)
         if key_field is None:
-            return client.add(request.service.id, request.fields)
+            return client.add(request.service.id, request.fields, go_on=self._may_send)
+        fields = {**request.fields, key_field: ref}
+        unclear: list[AmbiguousOrder] = []  # this add's tries without a clear answer
+
+        def attempt() -> str:
+            if unclear and self._halted():  # asked for during the wait before this try
+                raise unclear[-1]
+            try:
+                return client.add(request.service.id, fields, go_on=self._may_send)
+            except AmbiguousOrder as error:
+                unclear.append(error)
+                raise
+            except PanelError as error:
+                if not unclear:
+                    raise
+                # A refusal (or no send at all) now says nothing of what the unclear try made.
+                raise _unclear_after_all(
+                    error, "to the add sent again under its key: an earlier try may have made it"
+                ) from error
+
         retrying = Retrying(
             stop=stop_after_attempt(KEYED_ATTEMPTS),
             wait=wait_exponential(multiplier=0.5, max=4),
-            retry=retry_if_exception(lambda error: isinstance(error, AmbiguousOrder) and not self._halted()),
+            retry=retry_if_exception(
+                lambda error: any(error is try_ for try_ in unclear) and not self._halted()
+            ),
             sleep=self.sleep,
             reraise=True,
         )
-        return retrying(client.add, request.service.id, {**request.fields, key_field: ref})
+        return retrying(attempt)
+
+    def _may_send(self) -> bool:
+        return self._halted() is None
 
     def _record(
         self,
@@ -224,6 +248,10 @@ class OrderSender:
             error = _unclear_after_all(
                 error, "to the add sent again under its key: the first sending may have made it"
             )
+        elif isinstance(error, PanelUnavailable) and (reason := self._halted()):
+            # Its retries ended at the stop: the panel processed none of its tries.
+            journal_error = self._record(ref, EntryState.NOT_SENT, error=reason)
+            return Placement(order, ref, not_sent=reason, journal_error=journal_error)
         outcome = outcome_of(error)
         placement = Placement(order, ref, error=error, contradicts=contradicts)
         row = order.row

@@ -161,16 +161,30 @@ class _Resume:
     (most calls need no other); tenacity's first attempt replays its failure, and `spent` is
     how long it took, so the time budget counts from the first attempt all the same."""
 
-    def __init__(self, attempt: Callable[..., Any], failure: PanelError, spent: float) -> None:
+    def __init__(
+        self,
+        attempt: Callable[..., Any],
+        failure: PanelError,
+        spent: float,
+        go_on: Callable[[], bool] | None = None,
+    ) -> None:
         self._attempt = attempt
         self._failure: PanelError | None = failure
+        self._last = failure
+        self._go_on = go_on
         self.spent = spent
 
     def __call__(self, *args: Any) -> Any:
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
-        return self._attempt(*args)
+        if self._go_on is not None and not self._go_on():
+            raise _final(self._last)  # what the caller was told last: nothing more was sent
+        try:
+            return self._attempt(*args)
+        except PanelError as exc:
+            self._last = exc
+            raise
 
 
 class _RateLimiter:
@@ -873,14 +887,18 @@ class PanelClient:
 
     # --- writes ------------------------------------------------------------
 
-    def add(self, service: str | int, fields: Mapping[str, object]) -> str:
-        """Place one order; returns its ID. List values are sent one item per line.
+    def add(
+        self, service: str | int, fields: Mapping[str, object], *, go_on: Callable[[], bool] | None = None
+    ) -> str:
+        """Place one order; returns its ID. List values are sent one item per line. `go_on` is
+        asked before each retry of a request the panel surely did not process (a 429, a failed
+        connect): False ends the retries with that failure, so nothing more leaves.
 
         Raises AmbiguousOrder when the request may have reached the panel without a clear answer.
         """
         data = {k: _form_value(v) for k, v in fields.items() if v is not None}
         data["service"] = _clean_id(service)
-        payload = self._call("add", data, write=True)
+        payload = self._call("add", data, write=True, go_on=go_on)
         with self._parsing("add", payload, write=True):
             value = payload["order"]
         order_id = _order_id(value)
@@ -968,7 +986,9 @@ class PanelClient:
 
     # --- transport ---------------------------------------------------------
 
-    def _call(self, action: str, fields: Mapping[str, str], *, write: bool) -> Any:
+    def _call(
+        self, action: str, fields: Mapping[str, str], *, write: bool, go_on: Callable[[], bool] | None = None
+    ) -> Any:
         started = time.monotonic()
         try:
             return self._attempt(action, fields, write)
@@ -976,7 +996,8 @@ class PanelClient:
             if not _is_retryable(exc) or self._retry.attempts <= 1:
                 raise
             failure = exc
-        return self._retrying(_Resume(self._attempt, failure, _since(started)), action, fields, write)
+        resume = _Resume(self._attempt, failure, _since(started), go_on)
+        return self._retrying(resume, action, fields, write)
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None

@@ -1,0 +1,35 @@
+"""An add retried under its key within one pass: a refusal of a later try says nothing of
+what an earlier, unclear try made (as for an add sent again under its key by a later pass)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sheetorders.app import run_sheets
+from sheetorders.journal import Journal
+from sheetorders.states import EntryState
+from sheetorders.testing.panel_server import ERR_ACTIVE, ERR_FUNDS, PanelServer
+from sheetorders.testing.workbooks import TEST_KEY, read_sheet
+from tests.test_settle import setup
+
+
+@pytest.mark.parametrize("refusal", [ERR_ACTIVE, ERR_FUNDS, "Incorrect request"])
+def test_a_refused_second_try_leaves_uncertain_an_add_whose_first_try_made_an_order(tmp_path, refusal):
+    with PanelServer(key=TEST_KEY, balance="1000", idempotency_field="request_id") as panel:
+        config, sheet = setup(
+            tmp_path,
+            panel,
+            [{"service": 2, "link": "https://instagram.com/p/keyed-0", "quantity": 100}],
+            idempotency_field="request_id",
+        )
+        panel.faults.queue("drop", actions=["add"])  # try 1: the panel makes the order, the reply is lost
+        panel.faults.queue_reply({"error": refusal}, actions=["add"])  # try 2: a refusal
+
+        run_sheets(config)
+
+        assert len(panel.ledger.orders) == 1  # the first try's order exists, paid for
+        row = read_sheet(sheet)[0]
+        with Journal(config.journal) as journal:
+            state = journal.get(row["ref"]).state
+        # The order may exist: the row must stay Uncertain and the entry unresolved.
+        assert (row["status"], state) == ("Uncertain", EntryState.AMBIGUOUS), row["error"]
