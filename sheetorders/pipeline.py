@@ -418,7 +418,15 @@ def _settle_before(work: _Pass, rows: list[SheetRow]) -> None:
     for row in uncertain:
         if row.ref not in keyed:
             continue
-        if entries[row.ref].fingerprint == fingerprint(row):
+        sent_to, routed_to = entries[row.ref].panel, row.panel_name(work.default_panel)
+        if sent_to != routed_to:
+            row.mark(
+                RowStatus.UNCERTAIN,
+                f"sent to panel {sent_to!r} without a clear answer, and now routed to panel "
+                f"{routed_to!r}, where its key means nothing: it is not sent again. Check panel "
+                f"{sent_to!r}: type the order's ID in order_id, or retry in status",
+            )
+        elif entries[row.ref].fingerprint == fingerprint(row):
             work.resend.add(row.ref)
             row.mark(None, None)
         else:
