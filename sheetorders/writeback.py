@@ -7,7 +7,7 @@ is written, and a row that cannot be found is left for the next pass (the journa
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -40,7 +40,8 @@ def write_back(
         return result
     targets: dict[int, int] = {row.number: row.number for row in changed}
     if (backend.change_check_is_free or may_have_moved) and backend.changed_since_read():
-        targets = _relocate(backend, columns, changed, aliases)
+        # New output columns then go after the columns in use now: one added meanwhile is kept.
+        targets, table = _relocate(backend, columns, changed, aliases)
     columns, header_cells = _with_output_columns(table, columns, changed)
     cells = list(header_cells)
     written: dict[int, SheetRow] = {}
@@ -105,8 +106,9 @@ def _appended(
 
 def _relocate(
     backend: SheetBackend, columns: Mapping[str, int], changed: Sequence[SheetRow], aliases: Mapping[str, str]
-) -> dict[int, int]:
-    """Where each changed row is now, after someone edited the sheet during the pass.
+) -> tuple[dict[int, int], SheetTable]:
+    """Where each changed row is now, after someone edited the sheet during the pass, and the
+    sheet as it is now.
 
     `columns`: the columns as read; a header row that changed since makes every target unsure."""
     fresh = backend.read()
@@ -117,17 +119,25 @@ def _relocate(
             "the journal keeps every result for the next pass"
         )
     fresh_rows = rows_from_table(fresh, fresh_columns)
-    by_ref = {row.ref: row.number for row in fresh_rows if row.ref}
+    by_ref: dict[str, list[SheetRow]] = defaultdict(list)
     by_content: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for row in fresh_rows:
+        if row.ref:
+            by_ref[row.ref].append(row)
         by_content[content_key(row.raw)].append(row.number)
-    targets = {}
+    targets: dict[int, int] = {}
     for row in changed:
-        ref = row.read_ref
-        if ref and ref in by_ref:
-            targets[row.number] = by_ref[ref]
+        holders = by_ref.get(row.read_ref) if row.read_ref else None
+        if holders:
+            # A ref in several rows (one copied with it) tells none apart: the content may.
+            if len(holders) > 1:
+                holders = [held for held in holders if content_key(held.raw) == content_key(row.raw)]
+            if len(holders) == 1:
+                targets[row.number] = holders[0].number
             continue
         numbers = by_content.get(content_key(row.raw))
         if numbers:
             targets[row.number] = numbers.pop(0)
-    return targets
+    # Two rows found in one place: neither is sure (the journal keeps both for the next pass).
+    found = Counter(targets.values())
+    return {row: target for row, target in targets.items() if found[target] == 1}, fresh
