@@ -116,9 +116,10 @@ def _owners(
     owner = next((r for r in rows if entry and r.order_id and r.order_id == entry.order_id), None)
     for row in rows:
         if row is not owner and not row.order_id:
+            others = ", ".join(str(other.number) for other in rows if other is not row)
             row.mark(
                 RowStatus.UNCERTAIN,
-                f"ref {ref} is also in row {rows[0].number}: this row was "
+                f"ref {ref} is also in row {others}: this row was "
                 "copied; clear its ref cell to order it as a new row",
             )
             row.ignore_ref()

@@ -123,7 +123,10 @@ class SheetRow:
         if self.order_id or self.is_blank or self.awaits_order:
             return False
         status = self.status.lower()
-        # An Uncertain or Rejected row with its ref is the journal's: it says why already.
+        # An Uncertain or Rejected row with its ref is the journal's: it says why already, as
+        # does a row whose ref was copied from another (reconcile marked it).
+        if self.ref_ignored:
+            return False
         return not (self.ref and status in (RowStatus.UNCERTAIN.lower(), RowStatus.REJECTED.lower()))
 
     # --- setters -------------------------------------------------------------

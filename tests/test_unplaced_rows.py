@@ -57,3 +57,31 @@ def test_a_refill_the_catalog_does_not_allow_is_a_new_problem_once(sheet_setup, 
     assert first.exit_code == ExitCode.ROWS_FAILED
     again = run_sheets(config)
     assert again.exit_code == ExitCode.OK and again.sheets[0].problems  # listed, not new
+
+
+def test_a_row_copied_with_its_ref_says_to_clear_the_ref_and_is_placed_once_it_is(
+    sheet_setup, panel: PanelServer
+):
+    config, sheet = sheet_setup([{"service": 2, "link": "https://instagram.com/twice", "quantity": 100}])
+    run_sheets(config)
+    ordered = read_sheet(sheet)[0]
+    # A person copies the ordered row, its ref with it, to order the same again.
+    set_cells(sheet, {(3, "service"): 2, (3, "link"): "https://instagram.com/twice", (3, "quantity"): 100})
+    set_cells(sheet, {(3, "ref"): ordered["ref"]})
+
+    run_sheets(config)
+    copy = read_sheet(sheet)[1]
+    assert copy["status"] == "Uncertain" and not copy["order_id"]
+    advice = "this row was copied; clear its ref cell to order it as a new row"
+    assert copy["error"] == f"ref {ordered['ref']} is also in row 2: {advice}"
+    run_sheets(config)  # the advice stands until it is followed
+    assert read_sheet(sheet)[1]["error"] == copy["error"]
+
+    set_cells(sheet, {(3, "ref"): None, (3, "status"): None, (3, "error"): None})
+    panel.advance(10**7)  # the first order is done (the next pass shows it): the link is free again
+    run_sheets(config)
+    assert read_sheet(sheet)[0]["status"] == "Completed"
+    run_sheets(config)
+    copy = read_sheet(sheet)[1]
+    assert copy["order_id"] and copy["order_id"] != ordered["order_id"], (copy["status"], copy["error"])
+    assert len(panel.ledger.orders) == 2
