@@ -280,7 +280,8 @@ def _sheet_key(journal: Journal, sheet: SheetConfig, backend: SheetBackend) -> s
     it is, however it was spelled (entries filed under the spelling, as before, move there)."""
     if sheet.name:
         return sheet.journal_key
-    journal.move_sheet(sheet.journal_key, backend.identity)
+    for spelled in dict.fromkeys((sheet.journal_key, *backend.former_identities)):
+        journal.move_sheet(spelled, backend.identity)
     return backend.identity
 
 

@@ -4,18 +4,24 @@ second journal refuses it; one process at a time on a sheet, whatever its journa
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_run_google import make_google_sheet
 
 from sheetorders.app import run_sheets
-from sheetorders.config import load_config
+from sheetorders.config import Config, load_config
 from sheetorders.errors import ExitCode, LockHeld, SheetTrackedElsewhere
+from sheetorders.journal import Journal
 from sheetorders.pipeline import PassOptions
 from sheetorders.report import RunReport
+from sheetorders.sheets.base import SheetBackend
 from sheetorders.sheets.csvfile import CsvBackend
 from sheetorders.sheets.excel import ExcelBackend
+from sheetorders.sheets.google import GoogleSheetsBackend
 from sheetorders.testing.panel_server import PanelServer
+from sheetorders.testing.sheets_server import FakeSheetsServer
 from sheetorders.testing.workbooks import read_sheet, write_config
 from sheetorders.workbook import build_order_workbook
 
@@ -186,3 +192,62 @@ def test_take_over_moves_the_mark_of_a_csv_file(tmp_path: Path, panel: PanelServ
     assert any("moved to this journal" in n for n in report.sheets[0].notices)
     assert len(panel.ledger.orders) == 2
     assert isinstance(run_sheets(load_config(first)).sheets[0].failure, SheetTrackedElsewhere)
+
+
+@pytest.fixture
+def google_sheets() -> Iterator[FakeSheetsServer]:
+    with FakeSheetsServer() as server:
+        yield server
+
+
+def _killed_before_the_write(monkeypatch: pytest.MonkeyPatch, config: Config) -> None:
+    def crash(self: GoogleSheetsBackend, cells: object) -> None:
+        raise Crashed
+
+    with monkeypatch.context() as patched, pytest.raises(Crashed):
+        patched.setattr(GoogleSheetsBackend, "write", crash)
+        run_sheets(config)
+
+
+@pytest.mark.parametrize(
+    "spelling", ["{key}", "https://docs.google.com/spreadsheets/d/{key}/edit?usp=sharing"]
+)
+def test_a_google_sheet_reached_by_another_spelling_after_a_killed_run_is_not_ordered_twice(
+    tmp_path: Path,
+    google_sheets: FakeSheetsServer,
+    panel: PanelServer,
+    monkeypatch: pytest.MonkeyPatch,
+    spelling: str,
+) -> None:
+    sheet = make_google_sheet(tmp_path, google_sheets, panel.url, rows(3, "g"))
+    _killed_before_the_write(monkeypatch, sheet.config)
+    assert len(panel.ledger.orders) == 3 and not any(row["order_id"] for row in sheet.rows())
+
+    # The link is copied again from the browser, or the bare key pasted.
+    config = sheet.config.with_sheet_source(spelling.format(key=sheet.key))
+    run_sheets(config)
+    panel.advance(7200)  # the first orders complete: the panel would take the links again
+    run_sheets(config)
+
+    assert len(panel.ledger.orders) == 3
+    assert sorted(row["order_id"] for row in sheet.rows()) == sorted(panel.ledger.orders)
+
+
+def test_a_google_sheet_filed_under_its_spelling_by_an_earlier_version_keeps_its_entries(
+    tmp_path: Path, google_sheets: FakeSheetsServer, panel: PanelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheet = make_google_sheet(tmp_path, google_sheets, panel.url, rows(3, "old"))
+    with monkeypatch.context() as patched:  # the sheet's key as versions before this one made it
+        patched.setattr(GoogleSheetsBackend, "identity", SheetBackend.identity)
+        _killed_before_the_write(monkeypatch, sheet.config)
+    with Journal(sheet.config.journal) as journal:
+        assert len(journal.rows(f"{sheet.config.sheets[0].source}#orders")) == 3
+
+    run_sheets(sheet.config)
+    panel.advance(7200)
+    run_sheets(sheet.config)
+
+    assert len(panel.ledger.orders) == 3
+    assert sorted(row["order_id"] for row in sheet.rows()) == sorted(panel.ledger.orders)
+    with Journal(sheet.config.journal) as journal:
+        assert len(journal.rows(f"google:{sheet.key}#orders")) == 3

@@ -127,6 +127,12 @@ class SheetBackend(ABC):
         it. Backends give the resolved file or document; tab names count without their case."""
         return f"{self.source}#{(self.worksheet or '').casefold()}"
 
+    @property
+    def former_identities(self) -> tuple[str, ...]:
+        """What earlier versions filed this sheet under, when it was not `identity`: a pass
+        moves those entries to `identity`."""
+        return ()
+
     def content_stamp(self) -> str | None:
         """A cheap stamp of the sheet's whole content, without reading it as a table (None: the
         backend cannot tell; every pass then reads the sheet). Two equal stamps mean the same

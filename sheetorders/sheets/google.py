@@ -520,6 +520,17 @@ class GoogleSheetsBackend(SheetBackend):
         self._after_write: list[Callable[[], None]] = []
 
     @property
+    def identity(self) -> str:
+        """The spreadsheet's key and the tab, whichever URL or key spelled it."""
+        if self.worksheet:  # as configured (the tab found by a gid is named later)
+            return f"google:{self.key}#{self.worksheet.casefold()}"
+        return f"google:{self.key}#gid={self._gid}" if self._gid is not None else f"google:{self.key}#"
+
+    @property
+    def former_identities(self) -> tuple[str, ...]:
+        return (super().identity,)  # the source as spelled
+
+    @property
     def description(self) -> str:
         name = f"Google Sheets {self.key}"
         return f"{name} [{self._tab}]" if self._tab else name
