@@ -118,7 +118,7 @@ _MISSING_COLUMNS = (
     ("rows", "lingers"),  # 1: the panel may still have been working on it when it was given up
     ("rows", "probe_note"),  # what the probe found of an unresolved add (candidate IDs, say)
     ("rows", "keyed"),  # 1: the add carried the ref as the panel's idempotency key
-    ("rows", "settled_by"),  # who gave an unresolved add its order ID: "person" or "search"
+    ("rows", "settled_by"),  # who gave an unresolved add its order ID, or released it: "person" or "search"
 )
 
 
@@ -374,9 +374,37 @@ class Journal:
         order-ID "search" that found it."""
         self._finish(ref, ACCEPTED, tuple(UNRESOLVED_STATES), order_id=order_id, error=note, settled_by=by)
 
-    def release(self, ref: str) -> None:
-        """An unresolved `add` may be sent again: a person, or a proof, found it created nothing."""
-        self._move(ref, RELEASED, tuple(UNRESOLVED_STATES))
+    def release(self, ref: str, *, by: str = "person") -> None:
+        """An unresolved `add` may be sent again: `by` a person who found it created nothing, or
+        the order-ID "search" that proved it."""
+
+        def work(db: sqlite3.Connection) -> Any:
+            _update_state(
+                db,
+                ref,
+                RELEASED,
+                tuple(UNRESOLVED_STATES),
+                "error = NULL, updated_at = ?, settled_by = ?",
+                (utc_now(), by),
+            )
+
+        self._write(work)
+
+    def proven_absent(self, refs: Iterable[str]) -> set[str]:
+        """Those of `refs` whose add the order-ID search proved made nothing, not sent since."""
+        refs = list(refs)
+        found: set[str] = set()
+        for start in range(0, len(refs), 500):
+            chunk = refs[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                str(row["ref"])
+                for row in self._store.query(
+                    f"SELECT ref FROM rows WHERE state = ? AND settled_by = 'search' AND ref IN ({marks})",
+                    (RELEASED, *chunk),
+                )
+            )
+        return found
 
     def mark_interrupted(self, ref: str) -> None:
         """An `add` left `sending` by a process that died while waiting for the panel."""
@@ -533,14 +561,6 @@ class Journal:
                    WHERE id = (SELECT MAX(id) FROM attempts WHERE ref = ? AND action = 'add')""",
                 (now, state, order_id, error, ref),
             )
-
-        self._write(work)
-
-    def _move(
-        self, ref: str, state: EntryState, allowed: tuple[EntryState, ...], *, error: str | None = None
-    ) -> None:
-        def work(db: sqlite3.Connection) -> Any:
-            _update_state(db, ref, state, allowed, "error = ?, updated_at = ?", (error, utc_now()))
 
         self._write(work)
 

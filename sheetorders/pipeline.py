@@ -574,7 +574,10 @@ def _place(work: _Pass, orders: list[PlannedOrder]) -> None:
         lambda panel: balance.currency if (balance := work.report.balances.get(panel)) else "",
         idempotency_field=lambda panel: work.config.panel(panel).idempotency_field,
         resend=frozenset(work.resend),
-        proven_absent=frozenset(work.placed_again),
+        # Proven by this pass, or by an earlier one (of any sheet): a panel that then says the
+        # order exists shows the proof wrong.
+        proven_absent=frozenset(work.placed_again)
+        | frozenset(work.journal.proven_absent(order.row.ref for order in orders if order.row.ref)),
         paced=lambda panel: _probed(work.config.panel(panel)),
         grace=lambda panel: work.config.panel(panel).probe_grace,
     )

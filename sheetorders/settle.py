@@ -115,7 +115,7 @@ def _apply(journal: Journal, verdict: probe.Verdict, result: Settlement) -> None
         result.notes[found.ref] = found.note
     for absent in verdict.absent:
         try:
-            journal.release(absent.ref)
+            journal.release(absent.ref, by="search")
         except JournalError:
             continue
         result.absent.add(absent.ref)
