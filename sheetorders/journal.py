@@ -505,6 +505,15 @@ class Journal:
     def set_probe_off(self, panel: str, reason: str | None) -> None:
         self._store.set_meta(f"probe_off:{panel}", reason)
 
+    def unwritten_elsewhere(self, sheet: str) -> list[JournalRow]:
+        """The orders (and possible orders) of other sheets that never reached their sheet."""
+        states = ", ".join("?" * (1 + len(UNRESOLVED_STATES)))
+        found = self._store.query(
+            f"SELECT * FROM rows WHERE written = 0 AND sheet != ? AND state IN ({states})",
+            (sheet, ACCEPTED, *UNRESOLVED_STATES),
+        )
+        return [_journal_row(row) for row in found]
+
     def unresolved(self, sheet: str | None = None) -> list[UnresolvedAdd]:
         """Every add (of one sheet, or all) that may or may not have created an order, oldest
         first, with what the probe found of it."""

@@ -176,6 +176,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         down_panels={*work.report.unreachable, *work.report.panel_errors},
         refused=work.refused,
         approval=approval,
+        elsewhere=work.journal.unwritten_elsewhere(work.key),
     )
     _apply_plan(work, plan)
     if work.options.dry_run:

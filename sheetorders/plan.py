@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sheetorders.budget import BudgetLimit
-from sheetorders.journal import JournalRequest
+from sheetorders.journal import JournalRequest, JournalRow
 from sheetorders.models import Balance, Service, is_final_order_status, money
 from sheetorders.rows import SheetRow, fingerprint, order_cells
-from sheetorders.states import EntryState, RowStatus
+from sheetorders.states import RETRY, EntryState, RowStatus
 from sheetorders.validate import OrderRequest, same_target_key, validate_row
 
 ACTIONS = ("refill", "cancel")
@@ -126,15 +126,21 @@ def make_plan(
     down_panels: Collection[str] = (),
     refused: Refused | None = None,
     approval: Approval | None = None,
+    elsewhere: Sequence[JournalRow] = (),
 ) -> Plan:
+    """`elsewhere`: the orders of other sheets whose IDs never reached their sheet."""
     plan = Plan()
     active = active_targets(rows, default_panel)
+    placed_elsewhere = {entry.fingerprint: entry for entry in elsewhere}
     candidates: list[PlannedOrder] = []
     for row in rows:
         if row.stray_status:
             plan.notes.append(RowNote(row, _stray_message(row)))
             continue
         if not row.awaits_order:
+            continue
+        if placed_elsewhere and (entry := _placed_elsewhere(row, placed_elsewhere)):
+            plan.held.append(HeldRow(row, _placed_elsewhere_message(entry)))
             continue
         if row.panel_name(default_panel) in down_panels:
             plan.held.append(HeldRow(row, "its panel is unreachable"))
@@ -189,6 +195,24 @@ def _approved(plan: Plan, row: SheetRow, request: OrderRequest, approval: Approv
         return True
     plan.estimates.append((row, cost))
     return False
+
+
+def _placed_elsewhere(row: SheetRow, entries: Mapping[str, JournalRow]) -> JournalRow | None:
+    """The order of another sheet that asked exactly what this new row asks, and never reached
+    its sheet: that sheet may be this one under its former name (a tab renamed, a file moved,
+    after a pass that could not write). A row whose status says retry is placed all the same."""
+    if row.ref or row.status.lower() == RETRY:
+        return None
+    return entries.get(fingerprint(row))
+
+
+def _placed_elsewhere_message(entry: JournalRow) -> str:
+    what = f"order {entry.order_id}" if entry.order_id else "an order that may exist (no clear answer)"
+    return (
+        f"{what} for exactly this row was placed from {entry.sheet}, row {entry.row_number}, and "
+        "never written there: if that was this sheet under its former name, type the order's ID "
+        "in order_id; to order this row all the same, type retry in status"
+    )
 
 
 def _refused(row: SheetRow, refused: Refused, default_panel: str) -> str | None:

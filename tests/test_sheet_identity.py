@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from test_run_google import make_google_sheet
 
 from sheetorders.app import run_sheets
@@ -22,7 +24,7 @@ from sheetorders.sheets.excel import ExcelBackend
 from sheetorders.sheets.google import GoogleSheetsBackend
 from sheetorders.testing.panel_server import PanelServer
 from sheetorders.testing.sheets_server import FakeSheetsServer
-from sheetorders.testing.workbooks import read_sheet, write_config
+from sheetorders.testing.workbooks import read_sheet, set_cells, write_config
 from sheetorders.workbook import build_order_workbook
 
 
@@ -251,3 +253,42 @@ def test_a_google_sheet_filed_under_its_spelling_by_an_earlier_version_keeps_its
     assert sorted(row["order_id"] for row in sheet.rows()) == sorted(panel.ledger.orders)
     with Journal(sheet.config.journal) as journal:
         assert len(journal.rows(f"google:{sheet.key}#orders")) == 3
+
+
+def test_a_tab_renamed_after_a_pass_that_could_not_write_holds_the_rows_it_ordered(
+    tmp_path: Path, panel: PanelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", rows(3, "renamed"))
+    config = load_config(write_config(tmp_path, panel.url, sheet))
+
+    def crash(self: ExcelBackend, cells: object) -> None:
+        raise Crashed
+
+    with monkeypatch.context() as patched, pytest.raises(Crashed):
+        patched.setattr(ExcelBackend, "write", crash)
+        run_sheets(config)
+    assert len(panel.ledger.orders) == 3
+    workbook = load_workbook(sheet)
+    workbook["Orders"].title = "March"  # the tab renamed, and the config with it
+    workbook.save(sheet)
+    set_cells(
+        sheet, {(5, "service"): 2, (5, "link"): "https://instagram.com/new", (5, "quantity"): 100}, "March"
+    )
+    renamed = replace(config, sheets=[replace(config.sheets[0], worksheet="March")])
+    panel.advance(7200)  # the first orders complete: the panel would take their links again
+
+    run_sheets(renamed)
+    found = read_sheet(sheet, "March")
+    assert len(panel.ledger.orders) == 4 and found[3]["order_id"]  # the new row is placed
+    for row in found[:3]:
+        assert row["status"] == "Held" and not row["order_id"]
+        assert "for exactly this row was placed from file:" in row["error"]
+        assert "type the order's ID in order_id" in row["error"]
+
+    # The person types the first order's ID in one row and retry in another.
+    first = sorted(panel.ledger.orders)[0]
+    set_cells(sheet, {(2, "order_id"): first, (3, "status"): "retry"}, "March")
+    run_sheets(renamed)
+    found = read_sheet(sheet, "March")
+    assert found[0]["order_id"] == first and found[1]["order_id"] and found[2]["status"] == "Held"
+    assert len(panel.ledger.orders) == 5

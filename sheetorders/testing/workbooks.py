@@ -57,10 +57,10 @@ def write_config(
     return path
 
 
-def set_cells(sheet: Path, values: Mapping[tuple[int, str], Cell]) -> None:
+def set_cells(sheet: Path, values: Mapping[tuple[int, str], Cell], worksheet: str = "Orders") -> None:
     """Type into the sheet like a person: {(row, column name): value}."""
     workbook = load_workbook(sheet)
-    ws = workbook["Orders"]
+    ws = workbook[worksheet]
     header = [c.value for c in ws[1]]
     for (row, name), value in values.items():
         ws.cell(row=row, column=header.index(name) + 1).value = value  # None clears the cell
