@@ -272,7 +272,7 @@ def _ready_to_send(work: _Pass, backend: SheetBackend, read: SheetRead, owner: J
     """Before anything is sent: every cell the write-back may need can be written, and the
     sheet says which journal tracks it (so that a second journal refuses it)."""
     backend.check_writable(cells_to_check(read, [row for row in read.rows if not row.is_blank]))
-    if owner is None:
+    if owner is None or backend.edit_rights_unknown:
         backend.claim(work.journal.mark)
 
 

@@ -262,3 +262,19 @@ def test_a_google_sheet_whose_result_columns_are_protected_is_refused_before_any
     sheets.let_edit(sheet.key, "Orders")  # the owner adds the account as an editor of the range
     placed = run_sheets(sheet.config)
     assert placed.exit_code == ExitCode.OK and all(row["order_id"] for row in sheet.rows())
+
+
+def test_a_sheet_shared_as_viewer_is_refused_before_any_order(tmp_path, sheets, panel):
+    first = {"service": 2, "link": "https://instagram.com/v0", "quantity": 100}
+    sheet = make_google_sheet(tmp_path, sheets, panel.url, [first])
+    run_sheets(sheet.config)  # the tab carries this journal's mark now
+    assert len(panel.ledger.orders) == 1
+    sheets.share(sheet.key, editable=False)  # the share turned to Viewer since
+    new_row = {"service": 2, "link": "https://instagram.com/v1", "quantity": 100}
+    sheets.insert_rows(sheet.key, "Orders", 3, [[new_row.get(name) for name in TEMPLATE_COLUMNS]])
+
+    report = run_sheets(sheet.config)
+
+    assert len(panel.ledger.orders) == 1  # nothing placed that could not be written back
+    assert report.exit_code != ExitCode.OK
+    assert "not shared with" in str(report.as_dict()) and "as Editor" in str(report.as_dict())

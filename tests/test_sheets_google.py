@@ -668,7 +668,8 @@ def test_a_sheet_not_shared_names_the_service_account(
     with pytest.raises(SheetError) as raised:
         open_sheet(key).read()
     assert str(raised.value) == (
-        f"the sheet is not shared with {SERVICE_ACCOUNT_EMAIL}: share it with that address as Editor"
+        f"the sheet is not shared with {SERVICE_ACCOUNT_EMAIL} as Editor (reading may be allowed, "
+        "writing is not): share it with that address as Editor"
     )
     assert sheets_api.calls["values.batchGet"] == 1  # 403 is not retried
 

@@ -105,6 +105,9 @@ class SheetBackend(ABC):
 
     # Whether `changed_since_read` costs nothing (a file's stat) rather than a request.
     change_check_is_free: bool = True
+    # Whether `check_writable` cannot tell if this account may edit the sheet at all (a share
+    # as Viewer): a pass that places then puts its mark again first, a write refused if not.
+    edit_rights_unknown: bool = False
 
     @classmethod
     @abstractmethod

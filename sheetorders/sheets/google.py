@@ -490,6 +490,7 @@ class GoogleSheetsBackend(SheetBackend):
 
     max_body_bytes = MAX_BODY_BYTES
     change_check_is_free = False  # it reads the tab again
+    edit_rights_unknown = True  # the Sheets API tells no share's role but by refusing a write
 
     @classmethod
     def accepts(cls, source: str) -> bool:
@@ -692,7 +693,8 @@ class GoogleSheetsBackend(SheetBackend):
                 return SheetError(f"the Google Sheets API is not enabled for the project: {message}")
             that = "account" if self.options.get("oauth") else "address"
             return SheetError(
-                f"the sheet is not shared with {self._who}: share it with that {that} as Editor"
+                f"the sheet is not shared with {self._who} as Editor (reading may be allowed, "
+                f"writing is not): share it with that {that} as Editor"
             )
         if status == 404:
             return SheetError(f"no spreadsheet with key {self.key} — check the URL")

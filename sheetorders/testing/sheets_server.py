@@ -374,6 +374,7 @@ class _Spreadsheet:
     title: str
     tabs: list[_Tab]
     shared: bool = True
+    editable: bool = True  # False: shared as Viewer (reads answer, writes get 403)
     next_sheet_id: int = 1
     developer_metadata: list[dict[str, Any]] = field(default_factory=list)  # spreadsheet-scoped IDs
     next_metadata_id: int = 1
@@ -538,9 +539,11 @@ class FakeSheetsServer:
             self._spreadsheets[key] = _Spreadsheet(key, title, tabs, shared=shared, next_sheet_id=2000)
         return key
 
-    def share(self, spreadsheet_id: str, shared: bool = True) -> None:
+    def share(self, spreadsheet_id: str, shared: bool = True, *, editable: bool = True) -> None:
+        """Share the spreadsheet (as Editor, or as Viewer with `editable=False`), or not."""
         with self._lock:
             self._spreadsheets[spreadsheet_id].shared = shared
+            self._spreadsheets[spreadsheet_id].editable = editable
 
     def values(self, spreadsheet_id: str, tab: str) -> list[list[Any]]:
         """The tab's cells as Python values (formulas as "=..." text), trailing empties trimmed."""
@@ -829,6 +832,8 @@ class FakeSheetsServer:
                 "spreadsheetId": sheet.spreadsheet_id,
                 "valueRanges": [self._read(sheet, r, render, query) for r in ranges],
             }
+        if not sheet.editable:
+            raise _ApiError(403, "The caller does not have permission")
         payload = _json_body(body)
         if kind == "values.update":
             option = _input_option(query.get("valueInputOption", [None])[0])
