@@ -189,6 +189,7 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
     if plan.orders or any(row.action for row in read.rows):
         _ready_to_send(work, backend, read, owner)
     _place(work, plan.orders)
+    _still_uncertain(work, read.rows)
     _settle_after(work, read.rows, plan.orders)
     if work.sending:  # else: write back what was placed, without asking more
         try:
@@ -438,6 +439,16 @@ def _settle_before(work: _Pass, rows: list[SheetRow]) -> None:
                 "the same key. Check the panel: type the order's ID in order_id, or retry in status",
             )
     _settle_rows(work, rows)
+
+
+def _still_uncertain(work: _Pass, rows: list[SheetRow]) -> None:
+    """Rows that were to be sent again under their key and were not (a stop, a budget, a
+    panel that stopped taking orders): Uncertain again, as their journal entries are."""
+    for row in rows:
+        if row.ref in work.resend and not row.order_id and row.status != RowStatus.UNCERTAIN:
+            entry = work.journal.get(row.ref)
+            if entry is not None and entry.state.unresolved:
+                row.mark_uncertain(entry.error or "sent before without a clear answer", entry.updated_at)
 
 
 def _keyed_adds(work: _Pass, panels: set[str]) -> set[str]:
