@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS rows (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rows_by_sheet ON rows (sheet, written);
+CREATE INDEX IF NOT EXISTS rows_by_order ON rows (panel, order_id);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY,
     ref TEXT NOT NULL,
@@ -282,6 +283,13 @@ class Journal:
     def rows(self, sheet: str) -> dict[str, JournalRow]:
         found = self._store.query("SELECT * FROM rows WHERE sheet = ?", (sheet,))
         return {row["ref"]: _journal_row(row) for row in found}
+
+    def order_holder(self, panel: str, order_id: str, ref: str) -> JournalRow | None:
+        """The entry other than `ref` that holds this order of `panel`, if any."""
+        found = self._store.query(
+            "SELECT * FROM rows WHERE panel = ? AND order_id = ? AND ref != ? LIMIT 1", (panel, order_id, ref)
+        )
+        return _journal_row(found[0]) if found else None
 
     def get(self, ref: str) -> JournalRow | None:
         found = self._store.query("SELECT * FROM rows WHERE ref = ?", (ref,))

@@ -471,3 +471,22 @@ def test_pacing_waits_out_the_panel_s_own_probe_grace(tmp_path, panel, monkeypat
     run_sheets(config)
 
     assert graces == [7.0]
+
+
+def test_an_answer_naming_the_order_of_another_row_leaves_the_row_uncertain(tmp_path, panel):
+    config, sheet = setup(tmp_path, panel, rows_of(1))
+    run_sheets(config)
+    first = read_sheet(sheet)[0]
+    set_cells(sheet, {(3, "service"): 2, (3, "link"): "https://instagram.com/p/second", (3, "quantity"): 100})
+    # A panel that answers a request with an order it has (a repeated link, a replayed answer).
+    panel.faults.queue_reply({"order": int(first["order_id"])}, actions=["add"])
+
+    run_sheets(config)
+
+    rows = read_sheet(sheet)
+    assert rows[0]["order_id"] == first["order_id"] and rows[0]["ref"] == first["ref"]
+    assert rows[1]["order_id"] is None and rows[1]["status"] == "Uncertain"
+    with Journal(config.journal) as journal:
+        entry = journal.get(rows[1]["ref"])
+    assert entry.state == EntryState.AMBIGUOUS
+    assert f"the panel answered with order {first['order_id']}, which is the order of row 2" in entry.error
