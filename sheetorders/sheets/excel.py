@@ -7,8 +7,9 @@ formats, formulas, rich text, merged cells, tables, comments and the other
 worksheets. Saving goes to a temporary file in the same folder that then
 replaces the original, so a crash never leaves half a workbook.
 
-What openpyxl cannot keep and a write therefore drops: images, charts, shapes
-and other drawings, slicers, sparklines, form and ActiveX controls. Data
+What openpyxl cannot keep (shapes, text boxes, sparklines, slicers, form and
+ActiveX controls: `xlsx_losses`) a save would delete: such a workbook is refused
+before anything is saved. Charts are kept, pictures with Pillow installed. Data
 validations and conditional formats that Excel 2010+ stores as extensions (a
 dropdown listing another tab) are put back on save (`xlsx_extensions`). VBA
 macros in an .xlsm are kept (`keep_vba`). Formulas are stored as text; their
@@ -38,6 +39,7 @@ from sheetorders.errors import SheetError, SheetNotWritable
 from sheetorders.sheets.base import Cell, CellWrite, SheetTable, a1, cells_are
 from sheetorders.sheets.files import LocalFileBackend, is_url, read_unlocked
 from sheetorders.sheets.xlsx_extensions import Extensions, extensions_of, keeping
+from sheetorders.sheets.xlsx_losses import lost_on_save
 
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -87,6 +89,7 @@ class ExcelBackend(LocalFileBackend):
         self._sheet: Worksheet | None = None
         self._header_count = 0
         self._extensions: Extensions = {}  # what openpyxl drops, put back on save
+        self._losses: list[str] = []  # what openpyxl drops and a save would delete
         self._before_save: list[Callable[[Workbook], None]] = []
 
     def read(self) -> SheetTable:
@@ -123,6 +126,7 @@ class ExcelBackend(LocalFileBackend):
         self._workbook, self._sheet = workbook, sheet
         self._stamp = stamp
         self._extensions = extensions_of(data)
+        self._losses = lost_on_save(data)
         self._header_count = len(headers)
         # A merged range holds its value in its first cell; new columns go after all of it.
         merged = max((r.max_col for r in sheet.merged_cells.ranges), default=0)
@@ -170,6 +174,7 @@ class ExcelBackend(LocalFileBackend):
         props = workbook.custom_doc_props  # type: ignore[attr-defined]  # not in the stubs
         props.props = [p for p in props.props if p.name != name]
         props.append(StringProperty(name=name, value=owner))
+        self._refuse_losses()
         self._check_before_save()
         self._save(keeping(workbook.save, self._extensions))
 
@@ -180,7 +185,16 @@ class ExcelBackend(LocalFileBackend):
         super().check_writable()
         if self._sheet is None:
             self.read()
+        self._refuse_losses()
         self._check_cells((row, column) for row, column in cells)
+
+    def _refuse_losses(self) -> None:
+        """Refuse to save a workbook holding what the save would delete."""
+        if self._losses:
+            raise SheetNotWritable(
+                f"{self.path} holds what saving it here would delete ({', '.join(self._losses)}): "
+                "nothing was written. Move them to another workbook, or delete them, and run again"
+            )
 
     def _check_cells(self, cells: Iterable[tuple[int, int]]) -> None:
         sheet = self._sheet
@@ -218,6 +232,7 @@ class ExcelBackend(LocalFileBackend):
     def write(self, cells: list[CellWrite]) -> None:
         if self._workbook is None:
             self.read()
+        self._refuse_losses()
         self._check_before_save()
         self._check_cells((write.row, write.column) for write in cells)
         workbook, sheet = self._workbook, self._sheet

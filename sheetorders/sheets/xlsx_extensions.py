@@ -70,7 +70,7 @@ def _carried(archive: zipfile.ZipFile, path: str) -> list[bytes]:
     dropped as they are read: a sheet of many rows is never held whole (as a tree it would take
     several times the memory of the whole workbook), and one with no extensions is not parsed."""
     with archive.open(path) as stream:
-        if not _mentions(stream, b"extLst"):
+        if not mentions(stream, b"extLst"):
             return []
     kept: list[bytes] = []
     with archive.open(path) as stream:
@@ -89,7 +89,7 @@ def _carried(archive: zipfile.ZipFile, path: str) -> list[bytes]:
     return kept
 
 
-def _mentions(stream: IO[bytes], word: bytes, chunk: int = 1 << 20) -> bool:
+def mentions(stream: IO[bytes], word: bytes, chunk: int = 1 << 20) -> bool:
     """Whether `word` occurs in what `stream` holds, read a chunk at a time."""
     tail = b""
     while block := stream.read(chunk):
