@@ -1,5 +1,6 @@
 """A workbook holding what a save through openpyxl would delete (a shape, a text box,
-sparklines) is refused before anything is sent or saved; what openpyxl keeps (a chart) is not."""
+sparklines) is refused before anything is sent or saved; what openpyxl keeps (a chart, a
+picture) is not."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 from openpyxl.chart import BarChart, Reference
+from openpyxl.drawing.image import Image
+from PIL import Image as PILImage
 
 from sheetorders.app import run_sheets
 from sheetorders.config import load_config
@@ -125,3 +128,19 @@ def test_a_workbook_with_a_chart_is_placed_and_keeps_its_chart(tmp_path: Path, p
     assert report.exit_code == ExitCode.OK and read_sheet(sheet)[0]["order_id"]
     with zipfile.ZipFile(sheet) as saved:
         assert any(name.startswith("xl/charts/chart") for name in saved.namelist())
+
+
+def test_a_workbook_with_a_picture_is_placed_and_keeps_its_picture(tmp_path: Path, panel: PanelServer):
+    sheet = build_order_workbook(tmp_path / "orders.xlsx", ROWS)
+    logo = tmp_path / "logo.png"
+    PILImage.new("RGB", (40, 20), "red").save(logo)
+    workbook = load_workbook(sheet)
+    workbook["Orders"].add_image(Image(str(logo)), "AE2")
+    workbook.save(sheet)
+    config = load_config(write_config(tmp_path, panel.url, sheet))
+
+    report = run_sheets(config)
+
+    assert report.exit_code == ExitCode.OK and read_sheet(sheet)[0]["order_id"]
+    with zipfile.ZipFile(sheet) as saved:
+        assert any(name.startswith("xl/media/") for name in saved.namelist())

@@ -39,7 +39,7 @@ from sheetorders.errors import SheetError, SheetNotWritable
 from sheetorders.sheets.base import Cell, CellWrite, SheetTable, a1, cells_are
 from sheetorders.sheets.files import LocalFileBackend, is_url, read_unlocked
 from sheetorders.sheets.xlsx_extensions import Extensions, extensions_of, keeping
-from sheetorders.sheets.xlsx_losses import lost_on_save
+from sheetorders.sheets.xlsx_losses import has_pictures, lost_on_save
 
 # Legacy .xls files and encrypted .xlsx files are OLE compound documents, not zips.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -90,6 +90,7 @@ class ExcelBackend(LocalFileBackend):
         self._header_count = 0
         self._extensions: Extensions = {}  # what openpyxl drops, put back on save
         self._losses: list[str] = []  # what openpyxl drops and a save would delete
+        self._has_pictures = False
         self._before_save: list[Callable[[Workbook], None]] = []
 
     def read(self) -> SheetTable:
@@ -127,6 +128,7 @@ class ExcelBackend(LocalFileBackend):
         self._stamp = stamp
         self._extensions = extensions_of(data)
         self._losses = lost_on_save(data)
+        self._has_pictures = has_pictures(data)
         self._header_count = len(headers)
         # A merged range holds its value in its first cell; new columns go after all of it.
         merged = max((r.max_col for r in sheet.merged_cells.ranges), default=0)
@@ -297,6 +299,10 @@ class ExcelBackend(LocalFileBackend):
             for prepare in self._before_save:
                 prepare(self._workbook)
         super()._save(write)
+        if self._has_pictures:
+            # openpyxl reads a loaded picture's bytes once, as it saves: a second save of the same
+            # workbook object fails. The next save (the write-back after the mark) starts anew.
+            self.read()
 
     def close(self) -> None:
         self._workbook = self._sheet = None

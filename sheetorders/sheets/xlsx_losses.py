@@ -62,6 +62,15 @@ def lost_on_save(data: bytes) -> list[str]:
         return []
 
 
+def has_pictures(data: bytes) -> bool:
+    """Whether the workbook `data` holds pictures (media parts)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return any(name.startswith("xl/media/") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
 def _dropped_drawings(xml: bytes) -> Counter[str]:
     """The drawings of one drawing part that openpyxl drops, counted by kind."""
     found: Counter[str] = Counter()
