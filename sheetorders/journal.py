@@ -513,12 +513,14 @@ class Journal:
     def set_probe_off(self, panel: str, reason: str | None) -> None:
         self._store.set_meta(f"probe_off:{panel}", reason)
 
-    def unwritten_elsewhere(self, sheet: str) -> list[JournalRow]:
-        """The orders (and possible orders) of other sheets that never reached their sheet."""
-        states = ", ".join("?" * (1 + len(UNRESOLVED_STATES)))
+    def unwritten_elsewhere(self, sheet: str, since: str) -> list[JournalRow]:
+        """The orders of other sheets, sent since `since` (a journal time), that never reached
+        their sheet: placed and not written, or cut off while being sent (an unclear answer a
+        pass saw is shown Uncertain in its row, and is not among them)."""
         found = self._store.query(
-            f"SELECT * FROM rows WHERE written = 0 AND sheet != ? AND state IN ({states})",
-            (sheet, ACCEPTED, *UNRESOLVED_STATES),
+            "SELECT * FROM rows WHERE sheet != ? AND COALESCE(sent_at, created_at) >= ?"
+            " AND ((state = ? AND written = 0) OR state = ?)",
+            (sheet, since, ACCEPTED, SENDING),
         )
         return [_journal_row(row) for row in found]
 

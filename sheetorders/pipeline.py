@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 from sheetorders.budget import BudgetLimit, Clock, limits_for, stamp, utc_clock
@@ -176,7 +177,9 @@ def _run(work: _Pass, backend: SheetBackend) -> PassReport:
         down_panels={*work.report.unreachable, *work.report.panel_errors},
         refused=work.refused,
         approval=approval,
-        elsewhere=work.journal.unwritten_elsewhere(work.key),
+        elsewhere=work.journal.unwritten_elsewhere(
+            work.key, since=stamp(work.options.clock() - PLACED_ELSEWHERE)
+        ),
     )
     _apply_plan(work, plan)
     if work.options.dry_run:
@@ -405,6 +408,10 @@ def _apply_plan(work: _Pass, plan: Plan) -> None:
 
 SETTLE_ROUNDS = 3  # times a pass places again what was proven absent (each settled after)
 
+
+# How long an order of another sheet that never reached it holds a new row asking the same
+# (the sheet renamed or moved after a pass that could not write: found again soon, or never).
+PLACED_ELSEWHERE = timedelta(days=7)
 
 RESEND_WITHIN = 24 * 3600  # seconds a panel is trusted to remember an idempotency key
 

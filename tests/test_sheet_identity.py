@@ -26,6 +26,7 @@ from sheetorders.testing.panel_server import PanelServer
 from sheetorders.testing.sheets_server import FakeSheetsServer
 from sheetorders.testing.workbooks import read_sheet, set_cells, write_config
 from sheetorders.workbook import build_order_workbook
+from tests.test_settle import _config_file, setup
 
 
 class Crashed(BaseException):
@@ -292,3 +293,46 @@ def test_a_tab_renamed_after_a_pass_that_could_not_write_holds_the_rows_it_order
     found = read_sheet(sheet, "March")
     assert found[0]["order_id"] == first and found[1]["order_id"] and found[2]["status"] == "Held"
     assert len(panel.ledger.orders) == 5
+
+
+def test_an_uncertain_row_shown_in_its_own_sheet_holds_no_row_of_another_sheet(
+    tmp_path: Path, panel: PanelServer
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    row = {"service": 2, "link": "https://instagram.com/p/standing", "quantity": 100}
+    config_a, sheet_a = setup(a, panel, [row], probe=False)
+    panel.faults.queue("drop", actions=["add"])
+    run_sheets(config_a)
+    shown = read_sheet(sheet_a)[0]
+    assert shown["status"] == "Uncertain" and shown["ref"]  # the sheet shows it, with its ref
+    run_sheets(config_a)  # and again: its pass has seen it in the sheet
+
+    panel.advance(10**7)  # whatever was made is done: the panel takes the link again
+    sheet_b = build_order_workbook(b / "orders.xlsx", [row])  # another team's sheet, same order
+    config_b = load_config(_config_file(b, panel, sheet_b, journal=a / "journal.sqlite"))
+    run_sheets(config_b)
+    got = read_sheet(sheet_b)[0]
+    assert got["order_id"], (got["status"], got["error"])
+
+
+def test_the_first_tab_by_its_gid_then_by_the_share_link_is_one_sheet(
+    tmp_path: Path, google_sheets: FakeSheetsServer, panel: PanelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheet = make_google_sheet(tmp_path, google_sheets, panel.url, rows(3, "gid"))
+    # The config names no worksheet: the link copied from the browser bar (…/edit#gid=0).
+    config = replace(sheet.config, sheets=[replace(sheet.config.sheets[0], worksheet=None)])
+
+    _killed_before_the_write(monkeypatch, config)
+    assert len(panel.ledger.orders) == 3
+
+    # The link pasted again from the Share dialog: the same spreadsheet, the same (first) tab.
+    shared = config.with_sheet_source(f"https://docs.google.com/spreadsheets/d/{sheet.key}/edit?usp=sharing")
+    assert shared.sheets[0].worksheet is None
+    run_sheets(shared)
+    found = sheet.rows()
+    assert len(panel.ledger.orders) == 3
+    assert sorted(r["order_id"] or "" for r in found) == sorted(panel.ledger.orders), [
+        (r["status"], r["error"]) for r in found
+    ]

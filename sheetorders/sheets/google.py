@@ -522,10 +522,9 @@ class GoogleSheetsBackend(SheetBackend):
 
     @property
     def identity(self) -> str:
-        """The spreadsheet's key and the tab, whichever URL or key spelled it."""
-        if self.worksheet:  # as configured (the tab found by a gid is named later)
-            return f"google:{self.key}#{self.worksheet.casefold()}"
-        return f"google:{self.key}#gid={self._gid}" if self._gid is not None else f"google:{self.key}#"
+        """The spreadsheet's key and the tab's name, whichever URL or key spelled them (a tab
+        given by a gid, or the first one, is named from the spreadsheet's metadata)."""
+        return f"google:{self.key}#{(self.worksheet or self._tab_name()).casefold()}"
 
     @property
     def former_identities(self) -> tuple[str, ...]:
