@@ -114,6 +114,8 @@ def _owners(
     if len(rows) == 1:
         return rows
     owner = next((r for r in rows if entry and r.order_id and r.order_id == entry.order_id), None)
+    if owner is None and entry is not None and entry.order_id and not any(r.order_id for r in rows):
+        owner = rows[0]  # copied before its order ID reached the sheet: the first gets it
     for row in rows:
         if row is not owner and not row.order_id:
             others = ", ".join(str(other.number) for other in rows if other is not row)

@@ -129,9 +129,10 @@ def _relocate(
     for row in changed:
         holders = by_ref.get(row.read_ref) if row.read_ref else None
         if holders:
-            # A ref in several rows (one copied with it) tells none apart: the content may.
+            # A ref in several rows (one copied with it): the one still as it was read; of copies
+            # alike, the first (the next pass tells the owner from the copy by its order ID).
             if len(holders) > 1:
-                holders = [held for held in holders if content_key(held.raw) == content_key(row.raw)]
+                holders = [held for held in holders if content_key(held.raw) == content_key(row.raw)][:1]
             if len(holders) == 1:
                 targets[row.number] = holders[0].number
             continue

@@ -8,6 +8,7 @@ from openpyxl import load_workbook
 from sheetorders.app import run_sheets
 from sheetorders.config import load_config
 from sheetorders.testing.workbooks import plain_workbook, read_sheet, set_cells, write_config
+from tests.test_settle import setup
 
 
 def _while(panel, action, edit):
@@ -75,3 +76,33 @@ def test_a_copied_ref_sends_no_results_of_its_order_to_the_copy(sheet_setup, pan
     rows = {row["_row"]: row for row in read_sheet(sheet)}
     assert rows[2]["status"] != "Pending" and rows[2]["note"] == "typed during the pass"
     assert {name: rows[3][name] for name in copied} == copied
+
+
+def test_a_row_copied_with_its_ref_while_its_order_goes_out_gets_its_order_id(tmp_path, panel):
+    row = {"service": 2, "link": "https://instagram.com/p/copied-during", "quantity": 100}
+    config, sheet = setup(tmp_path, panel, [row], probe=False)
+    panel.faults.queue("html", actions=["add"])  # unclear, made nothing
+    run_sheets(config)
+    assert read_sheet(sheet)[0]["status"] == "Uncertain"
+    set_cells(sheet, {(2, "status"): "retry"})  # the person checked the panel: nothing there
+
+    def copy_row() -> None:  # meanwhile a person copies row 2 (ref and all) to row 3
+        workbook = load_workbook(sheet)
+        ws = workbook["Orders"]
+        for column in range(1, ws.max_column + 1):
+            ws.cell(3, column).value = ws.cell(2, column).value
+        workbook.save(sheet)
+
+    restore = _while(panel, "add", copy_row)
+    run_sheets(config)
+    restore()
+    assert len(panel.ledger.orders) == 1
+    order = next(iter(panel.ledger.orders))
+
+    run_sheets(config)  # the next pass: "the journal keeps both for the next pass"
+    found = read_sheet(sheet)
+    shown = [(r["_row"], r["order_id"], r["status"], r["error"]) for r in found]
+    assert any(str(r["order_id"]) == order for r in found), shown
+    assert len(panel.ledger.orders) == 1
+    copies = [r for r in found if str(r["order_id"]) != order]
+    assert len(copies) == 1 and "this row was copied; clear its ref cell" in copies[0]["error"]
