@@ -161,30 +161,16 @@ class _Resume:
     (most calls need no other); tenacity's first attempt replays its failure, and `spent` is
     how long it took, so the time budget counts from the first attempt all the same."""
 
-    def __init__(
-        self,
-        attempt: Callable[..., Any],
-        failure: PanelError,
-        spent: float,
-        go_on: Callable[[], bool] | None = None,
-    ) -> None:
+    def __init__(self, attempt: Callable[..., Any], failure: PanelError, spent: float) -> None:
         self._attempt = attempt
         self._failure: PanelError | None = failure
-        self._last = failure
-        self._go_on = go_on
         self.spent = spent
 
     def __call__(self, *args: Any) -> Any:
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
-        if self._go_on is not None and not self._go_on():
-            raise _final(self._last)  # what the caller was told last: nothing more was sent
-        try:
-            return self._attempt(*args)
-        except PanelError as exc:
-            self._last = exc
-            raise
+        return self._attempt(*args)
 
 
 class _RateLimiter:
@@ -891,8 +877,8 @@ class PanelClient:
         self, service: str | int, fields: Mapping[str, object], *, go_on: Callable[[], bool] | None = None
     ) -> str:
         """Place one order; returns its ID. List values are sent one item per line. `go_on` is
-        asked before each retry of a request the panel surely did not process (a 429, a failed
-        connect): False ends the retries with that failure, so nothing more leaves.
+        asked as each try is about to leave (after its wait for a connection, the rate limit,
+        a retry's back-off): False sends nothing more.
 
         Raises AmbiguousOrder when the request may have reached the panel without a clear answer.
         """
@@ -991,13 +977,13 @@ class PanelClient:
     ) -> Any:
         started = time.monotonic()
         try:
-            return self._attempt(action, fields, write)
+            return self._attempt(action, fields, write, go_on)
         except PanelUnavailable as exc:
             if not _is_retryable(exc) or self._retry.attempts <= 1:
                 raise
             failure = exc
-        resume = _Resume(self._attempt, failure, _since(started), go_on)
-        return self._retrying(resume, action, fields, write)
+        resume = _Resume(self._attempt, failure, _since(started))
+        return self._retrying(resume, action, fields, write, go_on)
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -1009,13 +995,17 @@ class PanelClient:
             retry_state.upcoming_sleep,
         )
 
-    def _attempt(self, action: str, fields: Mapping[str, str], write: bool) -> Any:
+    def _attempt(
+        self, action: str, fields: Mapping[str, str], write: bool, go_on: Callable[[], bool] | None = None
+    ) -> Any:
         body = self._form(action, fields)
         if self._endpoint.error:
             raise _final(self._unavailable(action, f"invalid panel URL ({self._endpoint.error})"))
         with self._slots:
             if self._limiter is not None:
                 self._limiter.wait()
+            if go_on is not None and not go_on():  # asked for while it waited for its turn
+                raise _final(self._unavailable(action, "not sent: a stop was asked for"))
             pool = self._connections(action)
             started = time.monotonic()
             try:

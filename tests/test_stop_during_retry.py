@@ -69,3 +69,31 @@ def test_a_keyed_retry_does_not_leave_after_a_stop_during_its_wait(tmp_path, mon
 
     assert stop.is_set() and keyed_panel.ledger.calls["add"] == 1
     assert read_sheet(sheet)[0]["status"] == "Uncertain"  # its first try may have made it
+
+
+def test_an_add_waiting_for_its_rate_limit_slot_does_not_leave_after_a_stop(sheet_setup, panel):
+    config, sheet = sheet_setup(
+        [{"service": 2, "link": f"https://instagram.com/p/rl-{i}", "quantity": 100} for i in range(2)]
+    )
+    stop = StopRequest()
+
+    def sleep(seconds):  # Ctrl-C while the second add waits for its slot
+        if panel.ledger.calls.get("add", 0) >= 1:
+            stop.request()
+
+    def factory(p):
+        return PanelClient(
+            p.url,
+            p.key,
+            name=p.name,
+            concurrency=1,
+            rate_limit=0.5,
+            timeout=Timeouts(connect=p.connect_timeout, read=p.read_timeout),
+            retry=RetryPolicy(attempts=p.attempts),
+            sleep=sleep,
+        )
+
+    run_sheets(config, PassOptions(stop=stop), factory=factory)
+    assert stop.is_set()
+    assert len(panel.ledger.orders) == 1, "an add left after the stop"
+    assert "stopped before sending it" in read_sheet(sheet)[1]["error"]
