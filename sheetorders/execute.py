@@ -158,30 +158,16 @@ class OrderSender:
             order_id = self._add(client, order, ref)
         except PanelError as error:
             return self._failed(order, ref, error, stop)
-        taken = self._held_elsewhere(order, ref, order_id)
-        if taken is not None:
-            return self._failed(order, ref, taken, stop)
-        # The sheet is the other place the ID is kept: set it first, whatever the journal says.
-        row.record_order(order_id)
-        return Placement(order, ref, order_id, journal_error=self._record(ref, EntryState.ACCEPTED, order_id))
-
-    def _held_elsewhere(self, order: PlannedOrder, ref: str, order_id: str) -> AmbiguousOrder | None:
-        """An answer naming an order the journal holds for another row (a panel that answers a
-        repeated link with its running order, a proxy that replays an answer): not this row's."""
-        panel = order.request.panel
         try:
-            holder = self.journal.order_holder(panel, order_id, ref)
-        except JournalError:
-            return None  # recording the answer fails the same way, and says so
-        if holder is None:
-            return None
-        return AmbiguousOrder(
-            f"the panel answered with order {order_id}, which is the order of row {holder.row_number} "
-            f"({holder.sheet}): this row's may not have been made, or the answer is wrong",
-            panel=panel,
-            action="add",
-            lingers=False,
-        )
+            holder = self.journal.accept_add(ref, order.request.panel, order_id)
+        except JournalError as failure:
+            self._journal_failed(failure)
+            row.record_order(order_id)  # the sheet is the other place the ID is kept
+            return Placement(order, ref, order_id, journal_error=failure)
+        if holder is not None:
+            return self._failed(order, ref, _held_elsewhere(order, order_id, holder), stop)
+        row.record_order(order_id)
+        return Placement(order, ref, order_id)
 
     def _begin(self, order: PlannedOrder, ref: str) -> None:
         row, request = order.row, order.request
@@ -286,6 +272,19 @@ class OrderSender:
             placement.stopped_panel = not stop.is_set()
             stop.set()
         return placement
+
+
+def _held_elsewhere(order: PlannedOrder, order_id: str, holder: tuple[int, str]) -> AmbiguousOrder:
+    """An answer naming an order the journal holds for another row (a panel that answers a
+    repeated link with its running order, a proxy that replays an answer): not this row's."""
+    number, sheet = holder
+    return AmbiguousOrder(
+        f"the panel answered with order {order_id}, which is the order of row {number} ({sheet}): "
+        "this row's may not have been made, or the answer is wrong",
+        panel=order.request.panel,
+        action="add",
+        lingers=False,
+    )
 
 
 def _unclear_after_all(error: PanelError, why: str) -> AmbiguousOrder:

@@ -18,7 +18,7 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -283,13 +283,6 @@ class Journal:
     def rows(self, sheet: str) -> dict[str, JournalRow]:
         found = self._store.query("SELECT * FROM rows WHERE sheet = ?", (sheet,))
         return {row["ref"]: _journal_row(row) for row in found}
-
-    def order_holder(self, panel: str, order_id: str, ref: str) -> JournalRow | None:
-        """The entry other than `ref` that holds this order of `panel`, if any."""
-        found = self._store.query(
-            "SELECT * FROM rows WHERE panel = ? AND order_id = ? AND ref != ? LIMIT 1", (panel, order_id, ref)
-        )
-        return _journal_row(found[0]) if found else None
 
     def get(self, ref: str) -> JournalRow | None:
         found = self._store.query("SELECT * FROM rows WHERE ref = ?", (ref,))
@@ -564,9 +557,39 @@ class Journal:
     ) -> None:
         """`answered`: record now as the moment the answer was seen (True/False: whether the
         panel may still be working on the request); None keeps the moment recorded before."""
+        self._write(self._finishing(ref, state, allowed, order_id, error, answered, settled_by))
+
+    def accept_add(self, ref: str, panel: str, order_id: str) -> tuple[int, str] | None:
+        """Record that the row's `add` made `order_id`, unless the journal holds that order of
+        `panel` for another row: then nothing is recorded, and that row's number and sheet are
+        returned (in the same transaction: no other statement for the common case)."""
+        finish = self._finishing(ref, ACCEPTED, (SENDING,), order_id, None, False, None)
+
+        def work(db: sqlite3.Connection) -> tuple[int, str] | None:
+            held = db.execute(
+                "SELECT row_number, sheet FROM rows WHERE panel = ? AND order_id = ? AND ref != ? LIMIT 1",
+                (panel, order_id, ref),
+            ).fetchone()
+            if held is not None:
+                return int(held["row_number"]), str(held["sheet"])
+            finish(db)
+            return None
+
+        return self._write(work)
+
+    def _finishing(
+        self,
+        ref: str,
+        state: EntryState,
+        allowed: tuple[EntryState, ...],
+        order_id: str | None,
+        error: str | None,
+        answered: bool | None,
+        settled_by: str | None,
+    ) -> Callable[[sqlite3.Connection], None]:
         now = utc_now()
 
-        def work(db: sqlite3.Connection) -> Any:
+        def work(db: sqlite3.Connection) -> None:
             assignments = "order_id = ?, error = ?, written = 0, updated_at = ?, settled_by = ?"
             values: tuple[Any, ...] = (order_id, error, now, settled_by)
             if answered is not None:
@@ -581,7 +604,7 @@ class Journal:
                 (now, state, order_id, error, ref),
             )
 
-        self._write(work)
+        return work
 
     def mark_written(self, refs: Iterable[str]) -> None:
         """The sheet now holds these rows' refs and outcomes."""
