@@ -368,12 +368,12 @@ class Journal:
     ) -> None:
         """Record the panel's answer (or the lack of one) for the row's `add` being sent;
         `lingers`: no answer, and the panel may still have been working on the request."""
-        self._finish(ref, state, (SENDING,), order_id=order_id, error=error, answered=lingers)
+        self._write(self._finishing(ref, state, (SENDING,), order_id, error, lingers, None))
 
     def settle(self, ref: str, order_id: str, note: str, *, by: str = "person") -> None:
         """An unresolved `add` did create this order: `by` a person who typed its ID, or the
         order-ID "search" that found it."""
-        self._finish(ref, ACCEPTED, tuple(UNRESOLVED_STATES), order_id=order_id, error=note, settled_by=by)
+        self._write(self._finishing(ref, ACCEPTED, tuple(UNRESOLVED_STATES), order_id, note, None, by))
 
     def release(self, ref: str, *, by: str = "person") -> None:
         """An unresolved `add` may be sent again: `by` a person who found it created nothing, or
@@ -544,21 +544,6 @@ class Journal:
             for row in found
         ]
 
-    def _finish(
-        self,
-        ref: str,
-        state: EntryState,
-        allowed: tuple[EntryState, ...],
-        *,
-        order_id: str | None,
-        error: str | None,
-        answered: bool | None = None,
-        settled_by: str | None = None,
-    ) -> None:
-        """`answered`: record now as the moment the answer was seen (True/False: whether the
-        panel may still be working on the request); None keeps the moment recorded before."""
-        self._write(self._finishing(ref, state, allowed, order_id, error, answered, settled_by))
-
     def accept_add(self, ref: str, panel: str, order_id: str) -> tuple[int, str] | None:
         """Record that the row's `add` made `order_id`, unless the journal holds that order of
         `panel` for another row: then nothing is recorded, and that row's number and sheet are
@@ -587,6 +572,9 @@ class Journal:
         answered: bool | None,
         settled_by: str | None,
     ) -> Callable[[sqlite3.Connection], None]:
+        """The work that records an add's answer or settlement. `answered`: record now as the
+        moment the answer was seen (True/False: whether the panel may still be working on the
+        request); None keeps the moment recorded before (a settlement)."""
         now = utc_now()
 
         def work(db: sqlite3.Connection) -> None:
