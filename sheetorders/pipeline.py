@@ -451,6 +451,8 @@ def _settle_before(work: _Pass, rows: list[SheetRow]) -> None:
 def _still_uncertain(work: _Pass, rows: list[SheetRow]) -> None:
     """Rows that were to be sent again under their key and were not (a stop, a budget, a
     panel that stopped taking orders): Uncertain again, as their journal entries are."""
+    if not work.resend:
+        return
     for row in rows:
         if row.ref in work.resend and not row.order_id and row.status != RowStatus.UNCERTAIN:
             entry = work.journal.get(row.ref)

@@ -131,7 +131,7 @@ def make_plan(
     """`elsewhere`: the orders of other sheets whose IDs never reached their sheet."""
     plan = Plan()
     active = active_targets(rows, default_panel)
-    shown = {row.order_id for row in rows if row.order_id}  # an ID typed in: found again
+    shown = {row.order_id for row in rows if row.order_id} if elsewhere else set()  # IDs typed in
     placed_elsewhere = {entry.fingerprint: entry for entry in elsewhere if entry.order_id not in shown}
     candidates: list[PlannedOrder] = []
     for row in rows:
