@@ -5,8 +5,9 @@ CPU time is the client's alone; the server's CPU is read from the child. For eac
 count, one client with that concurrency places `--calls` orders from that many threads;
 prints the client's CPU ms per call, the server's, and the wall time. `--profile N` adds the
 top N functions by CPU of every client thread (figures then inflated several times over).
-`--bare` also times the same POSTs sent straight through a urllib3 pool (keep-alive, no
-client around it): what the HTTP library alone costs, the rest being the client's own work.
+`--bare` also times the same POSTs sent straight through libcurl (pycurl, one keep-alive handle
+per thread, no client around it: what the client's HTTP library alone costs, the rest being the
+client's own work) and through a urllib3 pool (the pure-Python HTTP the client used before).
 
     .venv/bin/python benchmarks/client_overhead.py                 # 2000 calls, 1 and 16 threads
     .venv/bin/python benchmarks/client_overhead.py --calls 10000 --threads 16 --latency 0.05
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import threading
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import pycurl
 import urllib3
 from _bench import KEY, ServerProcess, ThreadProfiler
 
@@ -72,6 +75,30 @@ def run_bare(server: ServerProcess, calls: int, threads: int, tag: str) -> float
     return cpu * 1000 / calls
 
 
+def run_bare_curl(server: ServerProcess, calls: int, threads: int, tag: str) -> float:
+    """CPU ms per `add` POSTed straight through libcurl, one keep-alive handle per thread."""
+    local = threading.local()
+
+    def work(indexes: range) -> None:
+        curl = getattr(local, "curl", None)
+        if curl is None:
+            curl = local.curl = pycurl.Curl()
+            curl.setopt(pycurl.URL, server.url)
+            curl.setopt(pycurl.NOSIGNAL, 1)
+            curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in _HEADERS.items()] + ["Expect:"])
+        for index in indexes:
+            form = {"service": "1", "link": f"https://instagram.com/p/{tag}-{index:06d}", "quantity": "1000"}
+            body = io.BytesIO()
+            curl.setopt(pycurl.POSTFIELDS, urlencode({**form, "key": KEY, "action": "add"}))
+            curl.setopt(pycurl.WRITEDATA, body)
+            curl.perform()
+            json.loads(body.getvalue())
+
+    _threads(work, threads * 2, threads)  # warm up: one connection per thread
+    _wall, cpu = _threads(work, calls, threads)
+    return cpu * 1000 / calls
+
+
 def run(server: ServerProcess, calls: int, threads: int, tag: str, profile: int = 0) -> dict[str, Any]:
     """`calls` adds spread over `threads` threads (client concurrency = threads)."""
     with PanelClient(server.url, KEY, name="bench", concurrency=threads) as client:
@@ -115,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds the panel adds to every request")
     parser.add_argument("--repeat", type=int, default=1, help="runs per thread count (best is shown)")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--bare", action="store_true", help="also time bare urllib3 POSTs")
+    parser.add_argument("--bare", action="store_true", help="also time bare libcurl and urllib3 POSTs")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="print the top N functions by CPU"
     )
@@ -131,6 +158,10 @@ def main(argv: list[str] | None = None) -> None:
             if args.bare:
                 bare = [run_bare(server, args.calls, threads, f"b{threads}-r{r}") for r in range(args.repeat)]
                 best["bare_urllib3_cpu_ms_per_call"] = min(bare)
+                curl = [
+                    run_bare_curl(server, args.calls, threads, f"c{threads}-r{r}") for r in range(args.repeat)
+                ]
+                best["bare_libcurl_cpu_ms_per_call"] = min(curl)
             results.append(best)
     if args.json:
         print(json.dumps(results))
@@ -143,7 +174,10 @@ def main(argv: list[str] | None = None) -> None:
             f"wall {r['wall_s']:.2f} s"
         )
         if "bare_urllib3_cpu_ms_per_call" in r:
-            print(f"               bare urllib3 {r['bare_urllib3_cpu_ms_per_call']:.3f} ms CPU/call")
+            print(
+                f"               bare libcurl {r['bare_libcurl_cpu_ms_per_call']:.3f} ms CPU/call, "
+                f"bare urllib3 {r['bare_urllib3_cpu_ms_per_call']:.3f} ms CPU/call"
+            )
         if r["profile"]:
             print(r["profile"])
 

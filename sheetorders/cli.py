@@ -145,9 +145,8 @@ def _print_traceback() -> None:
     """The current exception's traceback; third-party frames without their source (which rich
     would highlight slowly, and which rarely tell what went wrong)."""
     import tenacity
-    import urllib3
 
-    err_console.print_exception(suppress=[click, urllib3, tenacity])
+    err_console.print_exception(suppress=[click, tenacity])
 
 
 class SheetordersCommand(click.Command):

@@ -8,23 +8,14 @@ The API key is sent only in the POST body and never appears in a message, a log 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html
-import http.client
-import http.cookiejar
-import io
 import json
 import logging
-import math
-import os
 import random
 import re
-import socket
-import ssl
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,24 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import quote_plus, unquote
 
-import urllib3
-import urllib3.connection
-import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
-from urllib3 import BaseHTTPResponse, HTTPHeaderDict
-from urllib3.exceptions import (
-    LocationParseError,
-    NameResolutionError,
-    NewConnectionError,
-    ProxyError,
-    SSLError,
-)
-from urllib3.util import Retry, make_headers, parse_url
 
 from sheetorders import __version__
 from sheetorders.config import Config, PanelConfig
@@ -73,6 +52,7 @@ from sheetorders.models import (
     Service,
 )
 from sheetorders.retry_after import parse_retry_after
+from sheetorders.transport import DEFAULT_TIMEOUT, Connections, Endpoint, Headers, NoReply, Reply, Timeouts
 
 __all__ = [
     "BATCH_SIZE",
@@ -97,8 +77,7 @@ DEFAULT_DEADLINE = 60.0
 USER_AGENT = f"sheetorders/{__version__} (+https://pypi.org/project/sheetorders/)"
 _HEADERS = {
     "User-Agent": USER_AGENT,
-    "Accept": "application/json",
-    "Accept-Encoding": "gzip, deflate",
+    "Accept": "application/json",  # and Accept-Encoding: gzip, deflate (libcurl decodes)
     # Every request is a POST of a form, encoded in _attempt.
     "Content-Type": "application/x-www-form-urlencoded",
 }
@@ -189,374 +168,6 @@ class _RateLimiter:
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
-
-
-# --- transport: keep-alive connections, every request under a whole-request deadline -------
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds to connect (TCP, TLS, a proxy's tunnel) and to hand a request over; seconds
-    each read of the reply may wait for data. The whole request has its deadline besides."""
-
-    connect: float = 10.0
-    read: float = 30.0
-
-    def __post_init__(self) -> None:
-        if not (self.connect > 0 and self.read > 0):
-            raise ValueError("timeouts must be positive")
-
-
-DEFAULT_TIMEOUT = Timeouts(connect=10.0, read=30.0)
-
-
-class _PastDeadline(TimeoutError):
-    """A connect, read or write of a request that was still going at its deadline."""
-
-
-class _Exchange(threading.local):
-    """The request this thread is sending: when it must be over, and how far it got.
-
-    Every connect, TLS handshake, write and read of the request waits at most until `at`
-    (time.monotonic()), so a reply trickling in a byte at a time, or one that never ends,
-    cannot outlast it (a read timeout alone is per read). `phase` says what a failure means:
-    "connect" (not a byte of the request has left: surely not sent), "send", "read".
-    """
-
-    at: float | None = None
-    cut: bool = False  # the last wait was shortened to end at the deadline
-    phase: str = "connect"
-    connecting: bool = False  # what is written while connecting (a proxy's CONNECT) is not the request
-
-    def begin(self, seconds: float) -> None:
-        self.at, self.cut, self.phase = time.monotonic() + seconds, False, "connect"
-
-    def bound(self, timeout: float | None) -> float | None:
-        """`timeout`, shortened to what is left before the deadline; raise when nothing is."""
-        at = self.at
-        if at is None:
-            return timeout
-        left = at - time.monotonic()
-        self.cut = timeout is None or left < timeout
-        if left <= 0:
-            raise _PastDeadline("the request's deadline passed")
-        return left if self.cut else timeout
-
-
-_EXCHANGE = _Exchange()
-
-
-class _BoundedSSLSocket(ssl.SSLSocket):
-    """A TLS socket whose handshake ends by the deadline of the request opening it."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        self.settimeout(_EXCHANGE.bound(self.gettimeout()))
-        super().do_handshake(block)
-
-
-class _BoundedReader(io.RawIOBase):
-    """The socket under a reply: every read from it ends by the deadline of the request."""
-
-    def __init__(self, raw: Any, sock: socket.socket) -> None:
-        super().__init__()
-        self._raw = raw
-        self._sock = sock
-        self._timeout = sock.gettimeout()  # the read timeout, set just before the reply is read
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int | None:
-        timeout = _EXCHANGE.bound(self._timeout)
-        if timeout != self._sock.gettimeout():
-            self._sock.settimeout(timeout)
-        result: int | None = self._raw.readinto(buffer)
-        return result
-
-    def fileno(self) -> int:
-        return int(self._raw.fileno())
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()
-        super().close()
-
-
-class _BoundedResponse(http.client.HTTPResponse):
-    """A reply read through a `_BoundedReader` (the status line and headers included)."""
-
-    def __init__(
-        self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: str | None = None
-    ) -> None:
-        super().__init__(sock, debuglevel, method, url)
-        self.fp = io.BufferedReader(_BoundedReader(self.fp.detach(), sock))
-        if not _EXCHANGE.connecting:
-            _EXCHANGE.phase = "read"
-
-
-def _bounded_connect(conn: urllib3.connection.HTTPConnection, connect: Callable[[], None]) -> None:
-    conn.timeout = _EXCHANGE.bound(conn.timeout)
-    _EXCHANGE.connecting = True
-    try:
-        connect()
-    finally:
-        _EXCHANGE.connecting = False
-
-
-def _bounded_send(conn: urllib3.connection.HTTPConnection, data: Any, send: Callable[[Any], None]) -> None:
-    if conn.sock is None:  # connect first, as http.client would, but as a connect
-        conn.connect()
-    if not _EXCHANGE.connecting:
-        _EXCHANGE.phase = "send"  # from here on, the request may reach the panel
-    assert conn.sock is not None
-    timeout = _EXCHANGE.bound(conn.timeout)
-    if timeout != conn.sock.gettimeout():
-        conn.sock.settimeout(timeout)
-    send(data)
-
-
-class _BoundedHTTPConnection(urllib3.connection.HTTPConnection):
-    response_class = _BoundedResponse
-
-    def connect(self) -> None:
-        _bounded_connect(self, super().connect)
-
-    def send(self, data: Any) -> None:
-        _bounded_send(self, data, super().send)
-
-
-class _BoundedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    response_class = _BoundedResponse
-
-    def connect(self) -> None:
-        _bounded_connect(self, super().connect)
-
-    def send(self, data: Any) -> None:
-        _bounded_send(self, data, super().send)
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _BoundedHTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _BoundedHTTPSConnection
-
-
-_POOLS: dict[str, type[urllib3.HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
-_NO_RETRIES = Retry(total=False, redirect=False)  # retries are ours (tenacity), redirects never followed
-
-
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One TLS context for every client (building one loads the CA bundle, which is slow): the
-    certificates SSL_CERT_FILE or SSL_CERT_DIR name, else certifi's bundle, else the system's."""
-    cafile = os.environ.get("SSL_CERT_FILE") or None
-    capath = None if cafile else os.environ.get("SSL_CERT_DIR") or None
-    if cafile is None and capath is None:
-        with contextlib.suppress(ImportError):
-            import certifi
-
-            cafile = certifi.where()
-    context = ssl.create_default_context(cafile=cafile, capath=capath)
-    context.set_alpn_protocols(["http/1.1"])
-    context.sslsocket_class = _BoundedSSLSocket
-    return context
-
-
-def _env_proxy(scheme: str, host: str) -> str | None:
-    """The proxy the environment names for this URL (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY), if any."""
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(host):
-        return None
-    return proxy if "://" in proxy else f"http://{proxy}"
-
-
-@dataclass(frozen=True)
-class _Endpoint:
-    """Where requests go: the panel, maybe through a proxy; `error` when the URL is unusable."""
-
-    scheme: str = ""
-    host: str = ""
-    port: int | None = None
-    target: str = "/"  # the path and query
-    url: str = ""
-    proxy: str | None = None
-    error: str = ""
-
-    @classmethod
-    def of(cls, url: str) -> _Endpoint:
-        try:
-            parts = parse_url(url)
-        except LocationParseError as exc:
-            return cls(error=f"cannot parse it: {exc}")
-        scheme = (parts.scheme or "").lower()
-        if scheme not in _POOLS or not parts.host:
-            return cls(error="not an http:// or https:// URL with a host")
-        proxy = _env_proxy(scheme, parts.host.strip("[]"))
-        return cls(scheme, parts.host, parts.port, parts.request_uri, url, proxy)
-
-    @property
-    def shown(self) -> str:
-        """The URL for a log line: no user or password."""
-        port = f":{self.port}" if self.port else ""
-        return f"{self.scheme}://{self.host}{port}{self.target}"
-
-
-@dataclass
-class _Pool:
-    """Keep-alive connections to the panel, straight or through the environment's proxy."""
-
-    opener: urllib3.HTTPConnectionPool | urllib3.ProxyManager
-    target: str  # the path and query; the whole URL through a proxy
-    timeout: urllib3.Timeout
-    wait: int  # seconds a request may wait for a free connection (none ever should)
-
-    @classmethod
-    def open(cls, endpoint: _Endpoint, timeouts: Timeouts, size: int) -> _Pool:
-        """At most `size` connections; a request waits for one (block=True) rather than open more."""
-        timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
-        wait = math.ceil(timeouts.connect)
-        options: dict[str, Any] = {"maxsize": size, "block": True, "timeout": timeout, "retries": _NO_RETRIES}
-        if endpoint.scheme == "https":
-            options["ssl_context"] = _ssl_context()
-        if endpoint.proxy is None:
-            pool = _POOLS[endpoint.scheme](endpoint.host, endpoint.port, **options)
-            return cls(pool, endpoint.target, timeout, wait)
-        auth = parse_url(endpoint.proxy).auth
-        manager = urllib3.ProxyManager(
-            endpoint.proxy,
-            num_pools=1,
-            proxy_headers=make_headers(proxy_basic_auth=unquote(auth)) if auth else None,
-            proxy_ssl_context=_ssl_context(),
-            **options,
-        )
-        manager.pool_classes_by_scheme = _POOLS  # the tunnelled connections keep the deadline
-        return cls(manager, endpoint.url, timeout, wait)
-
-    def post(self, body: bytes, headers: Mapping[str, str]) -> BaseHTTPResponse:
-        return self.opener.urlopen(
-            "POST",
-            self.target,
-            body=body,
-            headers=headers,
-            retries=_NO_RETRIES,
-            redirect=False,
-            timeout=self.timeout,
-            preload_content=False,
-            assert_same_host=False,
-            pool_timeout=self.wait,
-        )
-
-    def close(self) -> None:
-        if isinstance(self.opener, urllib3.PoolManager):
-            self.opener.clear()
-        else:
-            self.opener.close()
-
-
-class _Cookies:
-    """Cookies the panel (its CDN, mostly) sets, sent back on every connection as a browser would."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._jar = http.cookiejar.CookieJar()
-        self._any = False
-
-    def header(self) -> str | None:
-        if not self._any:
-            return None
-        request = urllib.request.Request(self._url, method="POST")
-        self._jar.add_cookie_header(request)
-        return request.get_header("Cookie")
-
-    def store(self, headers: HTTPHeaderDict) -> None:
-        if "set-cookie" not in headers:
-            return
-        self._jar.extract_cookies(cast(Any, _HeaderSource(headers)), urllib.request.Request(self._url))
-        self._any = True
-
-
-class _HeaderSource:
-    """A reply's headers, as http.cookiejar reads them."""
-
-    def __init__(self, headers: HTTPHeaderDict) -> None:
-        self._headers = headers
-
-    def info(self) -> _HeaderSource:
-        return self
-
-    def get_all(self, name: str, default: Any = None) -> Any:
-        return self._headers.getlist(name) or default
-
-
-_CHUNK = 256 * 1024
-MAX_REPLY = 64 * 1024 * 1024  # bytes; a longer reply is cut off and taken for a broken one
-
-
-class _ReplyTooLarge(urllib3.exceptions.HTTPError):
-    """A reply longer than MAX_REPLY."""
-
-
-def _read_reply(response: BaseHTTPResponse) -> bytes:
-    """The whole body, in one read when its length is known, small enough and not compressed;
-    else a chunk at a time (a reply that says it is huge, or never ends, takes no more memory
-    than it really sent, and at most MAX_REPLY)."""
-    length = response.length_remaining
-    if length is not None and length <= MAX_REPLY and "content-encoding" not in response.headers:
-        return response.read()
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = response.read(_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_REPLY:
-            raise _ReplyTooLarge(f"the reply is longer than {MAX_REPLY} bytes")
-        chunks.append(chunk)
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    reason: str
-    headers: HTTPHeaderDict
-    content: bytes
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The lowest-level error under `exc` (urllib3 wraps socket, TLS and http.client errors)."""
-    for _ in range(8):
-        inner = exc.__cause__ or next((a for a in exc.args if isinstance(a, BaseException)), None)
-        inner = inner or exc.__context__
-        if inner is None or inner is exc:
-            break
-        exc = inner
-    return exc
-
-
-def _transport_failure(exc: BaseException, phase: str) -> tuple[str, str]:
-    """What went wrong with a request that got no reply: a kind of failure and its reason."""
-    root = _root_cause(exc)
-    timed_out = isinstance(root, TimeoutError) or isinstance(exc, urllib3.exceptions.TimeoutError)
-    if phase != "connect":
-        kind = ("WriteTimeout" if phase == "send" else "ReadTimeout") if timed_out else "ConnectionError"
-    elif isinstance(exc, NameResolutionError) or isinstance(root, socket.gaierror):
-        kind = "DNSError"
-    elif isinstance(exc, SSLError) or isinstance(root, ssl.SSLError):
-        kind = "TLSError"
-    elif isinstance(exc, ProxyError):
-        kind = "ProxyError"
-    elif timed_out and not isinstance(exc, NewConnectionError):
-        kind = "ConnectTimeout"
-    else:
-        kind = "ConnectError"
-    if not isinstance(root, OSError) and phase != "connect" and not timed_out:
-        kind = "ProtocolError"  # a reply that is not HTTP, cut short, or badly encoded
-    reason = getattr(root, "verify_message", None) or getattr(root, "strerror", None) or str(root)
-    return kind, str(reason)
 
 
 # What may stand for characters of the key in what a panel echoes back: an HTML character
@@ -751,17 +362,11 @@ class PanelClient:
         self._open_pool()
 
     def _open_pool(self) -> None:
-        """The connections: one urllib3 pool of at most `concurrency` keep-alive connections,
-        opened on the first request. A request takes a connection while it holds a slot, so
-        none ever waits for one; the most recently used is reused first. One cookie jar."""
-        self._endpoint = _Endpoint.of(self.url)
-        self._headers = dict(_HEADERS)
-        auth = parse_url(self.url).auth if not self._endpoint.error else None
-        if auth:  # user:password in the URL, sent as a browser would
-            self._headers.update(make_headers(basic_auth=unquote(auth)))
-        self._cookies = _Cookies(self._endpoint.shown)
+        """The connections: at most `concurrency` keep-alive connections, opened on the first
+        request (a request takes one while it holds a slot, so none ever waits for one)."""
+        self._endpoint = Endpoint.of(self.url)
         self._pool_lock = threading.Lock()
-        self._pool: _Pool | None = None
+        self._pool: Connections | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -784,7 +389,7 @@ class PanelClient:
     def closed(self) -> bool:
         return self._closed
 
-    def _connections(self, action: str) -> _Pool:
+    def _connections(self) -> Connections:
         pool = self._pool
         if pool is not None:
             return pool
@@ -792,12 +397,7 @@ class PanelClient:
             if self._closed:
                 raise RuntimeError("the panel client is closed")
             if self._pool is None:
-                try:
-                    self._pool = _Pool.open(self._endpoint, self.timeout, self.concurrency)
-                except (urllib3.exceptions.HTTPError, ValueError) as exc:  # a host or proxy urllib3 refuses
-                    reason = self._snippet(str(exc))
-                    error = self._unavailable(action, f"cannot connect to the panel URL ({reason})")
-                    raise _final(error) from exc
+                self._pool = Connections(self._endpoint, self.timeout, self.deadline, _HEADERS)
             return self._pool
 
     # --- reads -------------------------------------------------------------
@@ -1006,17 +606,17 @@ class PanelClient:
                 self._limiter.wait()
             if go_on is not None and not go_on():  # asked for while it waited for its turn
                 raise _final(self._unavailable(action, "not sent: a stop was asked for"))
-            pool = self._connections(action)
+            pool = self._connections()
             started = time.monotonic()
             try:
-                reply = self._post(pool, body)
-            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                reply = pool.post(body)
+            except NoReply as exc:
                 raise self._failed(action, exc, write, started) from exc
         if log.isEnabledFor(logging.INFO):
             self._log_reply(action, reply, _since(started))
         return self._interpret(action, reply, write)
 
-    def _log_reply(self, action: str, reply: _Reply, seconds: float) -> None:
+    def _log_reply(self, action: str, reply: Reply, seconds: float) -> None:
         # One line per request at INFO (what -v shows), and the exchange at DEBUG.
         line = 'HTTP Request: POST %s "HTTP/1.1 %d %s"'
         log.info(line, self._endpoint.shown, reply.status, reply.reason)
@@ -1030,39 +630,17 @@ class PanelClient:
         parts.append(f"action={_quoted_name(action)}")
         return "&".join(parts).encode()
 
-    def _post(self, pool: _Pool, body: bytes) -> _Reply:
-        """POST `body` and read the whole reply, all of it within the deadline (connecting too)."""
-        cookie = self._cookies.header()
-        headers = self._headers if cookie is None else {**self._headers, "Cookie": cookie}
-        _EXCHANGE.begin(self.deadline)
-        try:
-            response = pool.post(body, headers)
-            try:
-                content = _read_reply(response)
-            except BaseException:
-                response.close()  # and its connection: the rest of the reply must not pass for the next
-                raise
-            finally:
-                response.release_conn()
-        finally:
-            _EXCHANGE.at = None
-        self._cookies.store(response.headers)
-        return _Reply(response.status, response.reason or "", response.headers, content)
-
-    def _failed(self, action: str, exc: BaseException, write: bool, started: float) -> PanelError:
+    def _failed(self, action: str, exc: NoReply, write: bool, started: float) -> PanelError:
         """The error for a request that got no reply: surely not sent when it failed while
         connecting (safe to retry, even a write); else it may have reached the panel."""
-        phase = _EXCHANGE.phase
-        kind, reason = _transport_failure(exc, phase)
-        if reason == "timed out":  # the socket's words: say how long it waited
-            waited = self.timeout.connect if kind in ("ConnectTimeout", "WriteTimeout") else self.timeout.read
-            reason = f"nothing for {min(waited, self.deadline):g} s"
-        log.debug("%s %s: %s while in %s, after %.3fs", self.name, action, kind, phase, _since(started))
-        detail = self._snippet(f"{kind}: {reason}" if reason else kind)
-        if phase == "connect":
+        log.debug(
+            "%s %s: %s while in %s, after %.3fs", self.name, action, exc.kind, exc.phase, _since(started)
+        )
+        detail = self._snippet(f"{exc.kind}: {exc.reason}" if exc.reason else exc.kind)
+        if exc.phase == "connect":
             note = "; nothing was sent" if write else ""
             return self._unavailable(action, f"could not connect ({detail}){note}")
-        if kind.endswith("Timeout") and _EXCHANGE.cut:
+        if exc.kind.endswith("Timeout") and exc.cut:
             what = f"no complete reply within the {self.deadline:g} s deadline"
         else:
             what = f"no reply ({detail})"
@@ -1070,7 +648,7 @@ class PanelClient:
             return self._ambiguous(action, what)
         return self._unavailable(action, what)
 
-    def _interpret(self, action: str, response: _Reply, write: bool) -> Any:
+    def _interpret(self, action: str, response: Reply, write: bool) -> Any:
         status = response.status
         text = response.content.decode("utf-8-sig", errors="replace").strip()
         payload = _json(text)
@@ -1276,7 +854,7 @@ def _page_title(text: str) -> str:
     return " ".join(html.unescape(match.group(1)).split()).lower() if match else ""
 
 
-def _never_reached(status: int, headers: HTTPHeaderDict, text: str) -> str | None:
+def _never_reached(status: int, headers: Headers, text: str) -> str | None:
     """What a page of Cloudflare's own says when the panel never saw the request, else None.
 
     Only a reply that carries Cloudflare's headers (`server: cloudflare` and a `cf-ray`) can be

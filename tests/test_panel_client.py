@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sheetorders import __version__, panel
+from sheetorders import __version__, transport
 from sheetorders.errors import (
     ActiveOrderExists,
     AmbiguousOrder,
@@ -356,8 +356,8 @@ def test_429_retry_after_longer_than_the_budget_gives_up(
 
 
 def test_read_timeout_on_a_read_is_retried(server: PanelServer, sleeps: Sleeps) -> None:
-    server.faults.latency = 0.3
-    timeout = Timeouts(connect=5.0, read=0.1)
+    server.faults.latency = 2.5  # the read timeout counts whole seconds of silence
+    timeout = Timeouts(connect=5.0, read=1.0)
     with (
         new_client(server, sleeps, timeout=timeout, retry=RetryPolicy(attempts=2)) as client,
         pytest.raises(PanelUnavailable, match="ReadTimeout"),
@@ -414,13 +414,13 @@ def test_dropped_add_left_exactly_one_order(server: PanelServer, client: PanelCl
 
 
 def test_add_read_timeout_is_ambiguous(server: PanelServer, sleeps: Sleeps) -> None:
-    server.faults.latency = 0.25
+    server.faults.latency = 2.5  # the read timeout counts whole seconds of silence
     with (
-        new_client(server, sleeps, timeout=Timeouts(connect=5.0, read=0.05)) as client,
+        new_client(server, sleeps, timeout=Timeouts(connect=5.0, read=1.0)) as client,
         pytest.raises(AmbiguousOrder, match="ReadTimeout"),
     ):
         add_order(client)
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 5
     while not server.ledger.orders and time.monotonic() < deadline:
         time.sleep(0.02)
     assert len(server.ledger.orders) == 1  # the panel did place it
@@ -707,11 +707,22 @@ def test_a_compressed_reply_is_decoded(server: PanelServer, client: PanelClient)
 def test_a_reply_too_long_is_cut_off_and_its_connection_not_reused(
     server: PanelServer, client: PanelClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(panel, "MAX_REPLY", 1000)
-    monkeypatch.setattr(panel, "_CHUNK", 100)
+    monkeypatch.setattr(transport, "MAX_REPLY", 1000)
     server.faults.queue_reply({"order": 10001, "padding": "x" * 5000}, actions={"add"})
     with pytest.raises(AmbiguousOrder, match="longer than 1000 bytes"):
         add_order(client)
     with pytest.raises(PanelUnavailable, match="longer than 1000 bytes"):
         client.services()  # a read: retried, and too long every time
     assert client.balance().balance == Decimal(1000)  # on a fresh connection, not the rest of a reply
+
+
+def test_an_add_dropped_on_a_reused_connection_is_sent_once(server: PanelServer, client: PanelClient) -> None:
+    client.balance()  # the connection the add will reuse
+    server.faults.drop_after_create = 1.0
+    with pytest.raises(AmbiguousOrder, match="may have reached the panel"):
+        add_order(client)
+    # libcurl would send it again on a new connection (the reused one died unanswered): refused.
+    assert server.ledger.calls["add"] == 1 and list(server.ledger.orders) == ["10001"]
+    assert server.ledger.connections == 1
+    server.faults.drop_after_create = 0.0
+    assert client.balance().balance == Decimal(1000) - Decimal("0.24")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from sheetorders import panel
+from sheetorders import transport
 from sheetorders.errors import AmbiguousOrder, PanelUnavailable
 from sheetorders.panel import PanelClient, RetryPolicy, Timeouts
 from sheetorders.testing.clients import SECRET_KEY as KEY
@@ -104,12 +104,12 @@ def trust(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     def use(path: Path) -> None:
         monkeypatch.setenv("SSL_CERT_FILE", str(path))
-        panel._ssl_context.cache_clear()
+        transport.ca_certificates.cache_clear()
 
-    panel._ssl_context.cache_clear()
+    transport.ca_certificates.cache_clear()
     yield use
     monkeypatch.undo()
-    panel._ssl_context.cache_clear()
+    transport.ca_certificates.cache_clear()
 
 
 # --- HTTPS -------------------------------------------------------------------------
@@ -146,17 +146,17 @@ def test_an_untrusted_certificate_fails_the_handshake_and_nothing_is_sent(
 
 
 def test_verification_is_on_by_default(https_panel: PanelServer) -> None:
-    panel._ssl_context.cache_clear()
+    transport.ca_certificates.cache_clear()
     try:
-        context = panel._ssl_context()
-        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        assert transport.ca_certificates() != (None, None)  # trusted: the usual authorities, not this CA
         with (
             PanelClient(https_panel.url, KEY, retry=RetryPolicy(attempts=1)) as client,
-            pytest.raises(PanelUnavailable, match="TLSError"),
+            pytest.raises(PanelUnavailable, match="TLSError") as down,
         ):
             client.balance()
+        assert "certificate" in str(down.value)
     finally:
-        panel._ssl_context.cache_clear()
+        transport.ca_certificates.cache_clear()
 
 
 def test_https_to_a_port_that_speaks_plain_http_is_a_tls_failure_and_nothing_is_sent() -> None:
@@ -176,11 +176,7 @@ def test_https_to_a_port_that_speaks_plain_http_is_a_tls_failure_and_nothing_is_
 # --- before connecting -------------------------------------------------------------
 
 
-def test_a_name_that_does_not_resolve_is_not_sent_and_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_such_host(*args: Any, **kwargs: Any) -> Any:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+def test_a_name_that_does_not_resolve_is_not_sent_and_is_retried() -> None:
     sleeps = Sleeps()
     with (
         PanelClient(
@@ -189,21 +185,36 @@ def test_a_name_that_does_not_resolve_is_not_sent_and_is_retried(monkeypatch: py
         pytest.raises(PanelUnavailable) as down,
     ):
         add_order(client)
-    assert_not_sent(down.value, "DNSError: Name or service not known")
+    assert_not_sent(down.value, "DNSError: Could not resolve host: panel.invalid")
     assert len(sleeps.waits) == 2
 
 
-def test_a_connect_timeout_is_not_sent(monkeypatch: pytest.MonkeyPatch) -> None:
-    def never_connects(address: Any, timeout: Any = None, *args: Any, **kwargs: Any) -> Any:
-        time.sleep(min(timeout or 0.2, 0.2))
-        raise TimeoutError("timed out")
+@pytest.fixture
+def full_listener() -> Iterator[socket.socket]:
+    """A port on 127.0.0.1 whose backlog is full: the kernel drops further connection attempts,
+    so a connect there waits until its timeout."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    waiting: list[socket.socket] = []
+    for _ in range(4):  # fill the queue of connections not yet accepted
+        peer = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        peer.setblocking(False)
+        peer.connect_ex(listener.getsockname())
+        waiting.append(peer)
+    time.sleep(0.05)
+    yield listener
+    for peer in waiting:
+        peer.close()
+    listener.close()
 
-    monkeypatch.setattr("urllib3.util.connection.create_connection", never_connects)
-    monkeypatch.setattr("urllib3.connection.connection.create_connection", never_connects)
+
+def test_a_connect_timeout_is_not_sent(full_listener: socket.socket) -> None:
     sleeps = Sleeps()
-    timeout = Timeouts(connect=0.1, read=5.0)
+    timeout = Timeouts(connect=0.2, read=5.0)
+    port = full_listener.getsockname()[1]
     with (
-        PanelClient("http://127.0.0.1:9/api/v2", KEY, sleep=sleeps, timeout=timeout) as client,
+        PanelClient(f"http://127.0.0.1:{port}/api/v2", KEY, sleep=sleeps, timeout=timeout) as client,
         pytest.raises(PanelUnavailable) as down,
     ):
         add_order(client)
