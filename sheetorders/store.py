@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,9 +15,18 @@ from sheetorders.errors import JournalError
 T = TypeVar("T")
 
 
+_LAST_SECOND: tuple[int, str] = (-1, "")
+
+
 def utc_now() -> str:
-    """Now, as the journal stores times (UTC, to the second)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now, as the journal stores times (UTC, to the second). Asked several times for each
+    order placed: the text is made once a second."""
+    global _LAST_SECOND
+    second = int(time.time())
+    last = _LAST_SECOND
+    if last[0] != second:
+        last = _LAST_SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return last[1]
 
 
 @dataclass

@@ -13,13 +13,14 @@ from __future__ import annotations
 import functools
 import math
 import os
+import select
 import ssl
 import threading
 import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pycurl
 
@@ -118,6 +119,9 @@ def _env_proxy(scheme: str, host: str) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
+_URL_SAFE = "/%:@!$&'()*+,;=~?"  # what a URL's path and query may hold as it is
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where requests go: the panel, maybe through a proxy; `error` when the URL is unusable."""
@@ -138,10 +142,22 @@ class Endpoint:
         host = parts.hostname
         if scheme not in ("http", "https") or not host:
             return cls(error="not an http:// or https:// URL with a host")
+        try:
+            host = host.encode("idna").decode("ascii")  # a name in any script, as DNS knows it
+        except UnicodeError as exc:
+            return cls(error=f"its host is not a valid name ({exc})")
         where = f"[{host}]" if ":" in host else host
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        shown = f"{scheme}://{where}{f':{port}' if port else ''}{target}"
-        return cls(url.strip(), shown, _env_proxy(scheme, host))
+        target = quote(parts.path or "/", safe=_URL_SAFE) + (
+            f"?{quote(parts.query, safe=_URL_SAFE)}" if parts.query else ""
+        )
+        place = f"{where}{f':{port}' if port else ''}"
+        user = parts.netloc.rpartition("@")[0]
+        login = f"{user}@" if user else ""
+        shown = f"{scheme}://{place}{target}"
+        whole = f"{scheme}://{login}{place}{target}"
+        if not whole.isascii():
+            return cls(error="its user or password is not plain ASCII; percent-encode it")
+        return cls(whole, shown, _env_proxy(scheme, host))
 
 
 @functools.cache
@@ -185,6 +201,17 @@ _CONNECTION_LOST = frozenset(
 )
 
 
+def _closed_by_peer(fd: int) -> bool:
+    """Whether an idle connection has something to read: the peer closed it (or sent what
+    nobody asked for); either way it must not carry the next request."""
+    poller = select.poll()
+    try:
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 def _milliseconds(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
@@ -209,6 +236,8 @@ class _Lane:
         self._moved = -1  # bytes moved so far, header lines counted as bytes
         self._quiet_since = 0.0
         self._stalled = False
+        self._socket = -1  # the connection the last request left open, if any
+        self._fresh = False
         curl = pycurl.Curl()
         options: list[tuple[int, object]] = [
             (pycurl.URL, endpoint.url),
@@ -232,9 +261,9 @@ class _Lane:
         ]
         cafile, capath = ca_certificates()
         if cafile:
-            options.append((pycurl.CAINFO, cafile))
+            options += [(pycurl.CAINFO, cafile), (pycurl.PROXY_CAINFO, cafile)]
         if capath:
-            options.append((pycurl.CAPATH, capath))
+            options += [(pycurl.CAPATH, capath), (pycurl.PROXY_CAPATH, capath)]
         for option, value in options:
             curl.setopt(option, value)
         self._curl = curl
@@ -266,12 +295,20 @@ class _Lane:
         self._body = []
         self._size, self._sends, self._too_long, self._stalled, self._moved = 0, 0, False, False, -1
         curl = self._curl
+        # libcurl reuses a connection idle for less than a second without checking it: one the
+        # panel has closed since would take the request and die, and the request would be unclear.
+        fresh = self._socket >= 0 and _closed_by_peer(self._socket)
+        if fresh != self._fresh:
+            curl.setopt(pycurl.FRESH_CONNECT, int(fresh))
+            self._fresh = fresh
         curl.setopt(pycurl.POSTFIELDS, body)
         try:
             curl.perform()
         except pycurl.error as exc:
+            self._socket = curl.getinfo(pycurl.ACTIVESOCKET)
             code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
             raise self._no_reply(int(code), str(message), len(body)) from None
+        self._socket = curl.getinfo(pycurl.ACTIVESOCKET)
         reason, headers = _head(self._heads)
         return Reply(int(curl.getinfo(pycurl.RESPONSE_CODE)), reason, headers, b"".join(self._body))
 
@@ -326,6 +363,8 @@ class Connections:
     def post(self, body: bytes) -> Reply:
         """POST `body` (a form) and read the whole reply; NoReply when none came."""
         with self._lock:
+            if self._closed:
+                raise NoReply("ConnectError", "the connection pool is closed", "connect")
             lane = self._idle.pop() if self._idle else None
         if lane is None:
             lane = self._lane(self._share)

@@ -723,6 +723,26 @@ def test_an_add_dropped_on_a_reused_connection_is_sent_once(server: PanelServer,
         add_order(client)
     # libcurl would send it again on a new connection (the reused one died unanswered): refused.
     assert server.ledger.calls["add"] == 1 and list(server.ledger.orders) == ["10001"]
-    assert server.ledger.connections == 1
     server.faults.drop_after_create = 0.0
     assert client.balance().balance == Decimal(1000) - Decimal("0.24")
+
+
+def test_an_add_after_the_panel_closed_an_idle_connection_goes_on_a_new_one(
+    server: PanelServer, client: PanelClient
+) -> None:
+    server.faults.trickle_interval = 0.01
+    server.faults.queue("trickle", actions={"balance"})  # answered, then the connection is closed
+    assert client.balance().balance == Decimal(1000)
+    assert add_order(client) == "10001"  # not sent into the closed connection: no unclear add
+    assert server.ledger.calls["add"] == 1 and server.ledger.connections == 2
+
+
+def test_a_client_closed_while_a_request_waits_sends_nothing(server: PanelServer) -> None:
+    client = new_client(server)
+    client.balance()
+    pool = client._connections()
+    client.close()
+    with pytest.raises(transport.NoReply, match="closed") as refused:
+        pool.post(b"action=balance")
+    assert refused.value.phase == "connect"
+    assert server.ledger.calls["balance"] == 1

@@ -295,3 +295,13 @@ def test_every_library_the_app_loads_is_a_declared_dependency() -> None:
         if module in owners and not {_distribution(d) for d in owners[module]} & allowed
     }
     assert undeclared == {}
+
+
+def test_a_host_in_any_script_is_sent_as_dns_knows_it() -> None:
+    endpoint = transport.Endpoint.of("https://смм.рф/api/v2?x=a b")
+    assert endpoint.error == ""
+    assert endpoint.url == "https://xn--l1aan.xn--p1ai/api/v2?x=a%20b"
+    assert endpoint.shown == endpoint.url
+    login = transport.Endpoint.of("https://me:s%40cret@panel.example:8443/api/v2")
+    assert login.url == "https://me:s%40cret@panel.example:8443/api/v2"
+    assert login.shown == "https://panel.example:8443/api/v2"
