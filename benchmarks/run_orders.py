@@ -242,6 +242,7 @@ def summarize(
         "profiled": bool(args.profile),
         "problems": run["problems"],
         "notices": run["notices"],
+        "error": run["report"].get("error"),
     }
 
 

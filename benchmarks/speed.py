@@ -101,6 +101,7 @@ def run_pass(rows: int, latency: float, concurrency: int, *options: str) -> dict
         "steps_wall_s": steps,
         "load_average": result["machine"]["load_average"],
         "problems": result.get("problems", []),
+        "error": result.get("error"),
     }
 
 
@@ -183,7 +184,8 @@ def print_text(result: dict[str, Any]) -> None:
         )
         if r["ordered"] != r["rows"]:
             print(
-                f"         ordered {r['ordered']} of {r['rows']} (exit {r['exit_code']}): {r['problems'][:2]}"
+                f"         ordered {r['ordered']} of {r['rows']} (exit {r['exit_code']}): "
+                f"{r['error'] or ''} {r['problems'][:2]}"
             )
     if result.get("syncs"):
         s = result["syncs"]
