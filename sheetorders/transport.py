@@ -42,8 +42,9 @@ MAX_REPLY = 64 * 1024 * 1024  # bytes; a longer reply is cut off and taken for a
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds to connect (TCP, TLS, a proxy's tunnel); seconds a request may go without a byte
-    moving either way once connected (checked about once a second). The whole request has its
-    deadline besides."""
+    moving either way once connected (checked about once a second; bytes handed to the system
+    count as moving, so a huge body the panel stops reading is ended by the deadline alone).
+    The whole request has its deadline besides."""
 
     connect: float = 10.0
     read: float = 30.0
