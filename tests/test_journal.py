@@ -167,3 +167,14 @@ def test_the_prices_of_unresolved_adds_say_whether_they_linger(tmp_path):
         begin(journal, "so-4", estimated_cost="0.9", panel="other", link="https://x.com/d")
 
         assert sorted(journal.unresolved_prices("main")) == [(Decimal("0.24"), True), (Decimal("0.5"), False)]
+
+
+def test_refs_do_not_repeat_over_the_rows_of_a_large_journal(tmp_path):
+    # A repeated ref names two rows: the second was refused as "sent before", which stopped a
+    # 50,000-row pass (32 random bits repeat once in 200,000 refs almost surely).
+    with Journal(tmp_path / "j.sqlite") as journal:
+        refs = [journal.new_ref() for _ in range(200_000)]
+        assert all(journal.issued(ref) for ref in refs[:10])
+    assert len(set(refs)) == len(refs)
+    others = [j.new_ref() for _ in range(200_000)]
+    assert len(set(others)) == len(others)
