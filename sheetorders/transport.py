@@ -306,10 +306,10 @@ class _Lane:
         try:
             curl.perform()
         except pycurl.error as exc:
-            self._socket = curl.getinfo(pycurl.ACTIVESOCKET)
             code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
             raise self._no_reply(int(code), str(message), len(body)) from None
-        self._socket = curl.getinfo(pycurl.ACTIVESOCKET)
+        finally:
+            self._socket = curl.getinfo(pycurl.ACTIVESOCKET)
         reason, headers = _head(self._heads)
         return Reply(int(curl.getinfo(pycurl.RESPONSE_CODE)), reason, headers, b"".join(self._body))
 
@@ -323,7 +323,7 @@ class _Lane:
             return NoReply(kind, f"nothing for {self._read:g} s", phase)
         if code == pycurl.E_OPERATION_TIMEDOUT:
             return NoReply("ReadTimeout" if sent else "WriteTimeout", message, phase, cut=True)
-        if self._too_long or code == pycurl.E_FILESIZE_EXCEEDED:
+        if self._too_long:
             return NoReply("ProtocolError", f"the reply is longer than {MAX_REPLY} bytes", phase)
         if self._sends > 1:  # the connection died unanswered; libcurl wanted to send it again
             return NoReply("ConnectionError", "the connection closed before any reply", phase)
